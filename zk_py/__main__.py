@@ -1,0 +1,67 @@
+"""``zk-py PATH/TO/zoo.cfg``: run a zk_py server until SIGTERM/SIGINT."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from pathlib import Path
+
+from . import __version__
+from .config import ConfigError, load
+from .server import ZkServer, install_event_loop_policy
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(
+        level=getattr(logging, level.upper(), logging.INFO),
+        stream=sys.stderr,
+        format="%(asctime)s level=%(levelname)s logger=%(name)s msg=%(message)s",
+    )
+
+
+async def _serve(server: ZkServer) -> int:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, server.request_stop)
+    await server.start()
+    await server.wait_stopped()
+    await server.stop()
+    return 1 if server.fatal else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="zk-py", description="A ZooKeeper 3.8-compatible server.")
+    p.add_argument("config", type=Path, help="path to zoo.cfg")
+    p.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING, ERROR (default INFO)")
+    p.add_argument("--version", action="version", version=f"zk-py {__version__}")
+    args = p.parse_args(argv)
+    _setup_logging(args.log_level)
+    log = logging.getLogger("zk_py")
+    try:
+        cfg = load(args.config)
+    except ConfigError as e:
+        log.error("invalid configuration %s: %s", args.config, e)
+        print(f"zk-py: invalid configuration {args.config}: {e}", file=sys.stderr)
+        return 2
+    if not cfg.standalone:
+        log.error("server.N lines describe an ensemble; this build of zk_py runs standalone only")
+        print("zk-py: ensemble mode (server.N lines) is not supported yet; remove them to run standalone",
+              file=sys.stderr)
+        return 2
+    factory = install_event_loop_policy()
+    server = ZkServer(cfg)
+    try:
+        if factory is not None:
+            with asyncio.Runner(loop_factory=factory) as runner:
+                return runner.run(_serve(server))
+        return asyncio.run(_serve(server))
+    except OSError as e:
+        log.error("cannot start: %s", e)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,836 @@
+"""The request processor of a zk_py server: PrepRequestProcessor + FinalRequestProcessor.
+
+Sans-I/O.  The server feeds it decoded frames with the clock already read; it answers by
+appending to three lists the server drains after every call:
+
+* ``out``: ``(client, frame bytes)`` in the order they must reach the wire (notifications
+  before the reply that caused them), or ``(client, None)`` to close that connection;
+* ``log``: ``(zxid, record bytes)`` transactions to append to the txn log;
+* each ``out`` entry is tagged by the server with the zxid that must be durable first.
+
+Writes are validated and applied to the tree at once, so later requests see them; the
+server holds every output until the log is fsynced past the tree's zxid at the time the
+output was produced, so no client ever observes a change that a crash could lose.
+"""
+
+from __future__ import annotations
+
+import logging
+import struct
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import acl as aclmod
+from .datatree import DataTree, Node, Result, Trigger, encode_record, sub_txn
+from .jute import JuteError, Reader, Writer
+from .paths import parent_of, validate_path
+from .proto import (
+    ACL,
+    CONTAINER_EPHEMERAL_OWNER,
+    XID_AUTH,
+    XID_NOTIFICATION,
+    XID_PING,
+    XID_SET_WATCHES,
+    AddWatchRequest,
+    AuthPacket,
+    CheckVersionRequest,
+    CheckVersionTxn,
+    ChildrenResponse,
+    CloseSessionTxn,
+    ConnectRequest,
+    ConnectResponse,
+    CreateContainerTxn,
+    CreateMode,
+    CreateRequest,
+    CreateSessionTxn,
+    CreateTTLRequest,
+    CreateTTLTxn,
+    CreateTxn,
+    DeleteRequest,
+    DeleteTxn,
+    Err,
+    ErrorTxn,
+    Event,
+    Id,
+    KeeperState,
+    MultiHeader,
+    MultiTxn,
+    Op,
+    PathRequest,
+    PathWatchRequest,
+    Perm,
+    ReconfigRequest,
+    SetACLRequest,
+    SetACLTxn,
+    SetDataRequest,
+    SetDataTxn,
+    SetWatches,
+    SetWatches2,
+    TxnHeader,
+    WatchesRequest,
+    WhoAmIResponse,
+    ZkError,
+)
+from .sessions import SessionTracker, fmt_sid, initial_session_id, session_password
+from .watches import WatchManager
+
+log = logging.getLogger("zk_py.engine")
+
+_REPLY = struct.Struct("!iiqi")  # frame length, xid, zxid, err
+_INT = struct.Struct("!i")
+_NOTIFY_HDR = struct.Struct("!iiqiii")  # len, xid -1, zxid -1, err 0, type, state
+TTL_MAX = 0xFFFFFFFFFF
+
+WRITE_OPS = frozenset(
+    {
+        Op.CREATE,
+        Op.CREATE2,
+        Op.CREATE_CONTAINER,
+        Op.CREATE_TTL,
+        Op.DELETE,
+        Op.SET_DATA,
+        Op.SET_ACL,
+        Op.CHECK,
+        Op.MULTI,
+        Op.RECONFIG,
+        Op.CLOSE_SESSION,
+    }
+)
+
+OP_NAMES = {
+    Op.CREATE: "CREA",
+    Op.CREATE2: "CREA",
+    Op.CREATE_CONTAINER: "CREA",
+    Op.CREATE_TTL: "CREA",
+    Op.DELETE: "DELE",
+    Op.EXISTS: "EXIS",
+    Op.GET_DATA: "GETD",
+    Op.SET_DATA: "SETD",
+    Op.GET_ACL: "GETA",
+    Op.SET_ACL: "SETA",
+    Op.GET_CHILDREN: "GETC",
+    Op.GET_CHILDREN2: "GETC",
+    Op.SYNC: "SYNC",
+    Op.PING: "PING",
+    Op.CHECK: "CHEC",
+    Op.MULTI: "MULT",
+    Op.MULTI_READ: "MLTR",
+    Op.RECONFIG: "RECO",
+    Op.AUTH: "AUTH",
+    Op.SET_WATCHES: "SETW",
+    Op.SET_WATCHES2: "STW2",
+    Op.ADD_WATCH: "ADDW",
+    Op.REMOVE_WATCHES: "REMW",
+    Op.CHECK_WATCHES: "CHKW",
+    Op.GET_EPHEMERALS: "GETE",
+    Op.GET_ALL_CHILDREN_NUMBER: "GETACN",
+    Op.WHO_AM_I: "WHOA",
+    Op.CLOSE_SESSION: "CLOS",
+    Op.SASL: "SASL",
+}
+
+
+@dataclass(eq=False, slots=True)
+class Client:
+    """One client connection as the engine sees it (also the watcher identity)."""
+
+    remote_ip: str
+    remote: str = ""
+    session_id: int = 0
+    timeout: int = 0
+    readonly_byte: bool = True
+    auth: list[Id] = field(default_factory=list)
+    established: int = 0
+    recved: int = 0
+    sent: int = 0
+    last_op: str = "NA"
+    last_cxid: int = -1
+    last_zxid: int = -1
+    last_resp: int = 0
+    last_latency: int = 0
+    min_latency: int = 0
+    max_latency: int = 0
+    total_latency: int = 0
+    count_latency: int = 0
+    closed: bool = False
+    conn: Any = None  # the server's connection object
+
+    def __hash__(self) -> int:
+        return id(self)
+
+    def record_latency(self, ms: int) -> None:
+        self.last_latency = ms
+        if self.count_latency == 0 or ms < self.min_latency:
+            self.min_latency = ms
+        self.max_latency = max(self.max_latency, ms)
+        self.total_latency += ms
+        self.count_latency += 1
+
+    def reset_stats(self) -> None:
+        self.recved = self.sent = 0
+        self.last_latency = self.min_latency = self.max_latency = 0
+        self.total_latency = self.count_latency = 0
+        self.last_op, self.last_cxid, self.last_zxid, self.last_resp = "NA", -1, -1, 0
+
+
+@dataclass(slots=True)
+class EngineConfig:
+    tick_time: int = 2000
+    min_timeout: int = 4000
+    max_timeout: int = 40000
+    server_id: int = 1
+    super_digest: str | None = None
+    extended_types: bool = False
+    reconfig_enabled: bool = False
+    standalone: bool = True
+
+
+def reply(xid: int, zxid: int, err: int, body: bytes = b"") -> bytes:
+    return _REPLY.pack(16 + len(body), xid, zxid, err) + body
+
+
+def notification(event: int, path: str) -> bytes:
+    p = path.encode("utf-8")
+    return _NOTIFY_HDR.pack(28 + len(p), XID_NOTIFICATION, -1, 0, event, KeeperState.SYNC_CONNECTED) + _INT.pack(
+        len(p)
+    ) + p
+
+
+def _children_body(names: Any) -> bytes:
+    w = Writer()
+    w.int(len(names))
+    for n in names:
+        w.ustring(n)
+    return bytes(w.buf)
+
+
+def _ustr(s: str) -> bytes:
+    b = s.encode("utf-8")
+    return _INT.pack(len(b)) + b
+
+
+def _buf(b: bytes | None) -> bytes:
+    if b is None:
+        return b"\xff\xff\xff\xff"
+    return _INT.pack(len(b)) + b
+
+
+class Engine:
+    """Deterministic ZooKeeper request processing over a :class:`DataTree`."""
+
+    def __init__(self, cfg: EngineConfig, tree: DataTree | None = None, mono_ms: int = 0) -> None:
+        self.cfg = cfg
+        self.tree = tree or DataTree()
+        self.watches = WatchManager()
+        self.tracker = SessionTracker(cfg.tick_time)
+        self.out: list[tuple[Client, bytes | None]] = []
+        self.log: list[tuple[int, bytes]] = []
+        self.wall = 0
+        self.mono = mono_ms
+        self.next_session_id = initial_session_id(cfg.server_id, mono_ms)
+        self.by_session: dict[int, Client] = {}
+        self.packets_received = 0
+        self.packets_sent = 0
+        self.auth_failed = 0
+        for sid, timeout in self.tree.sessions.items():
+            self.tracker.add(sid, timeout, mono_ms)
+        self._reads: dict[int, Callable[[Client, int, Reader], None]] = {
+            Op.EXISTS: self._exists,
+            Op.GET_DATA: self._get_data,
+            Op.GET_CHILDREN: self._get_children,
+            Op.GET_CHILDREN2: self._get_children2,
+            Op.GET_ACL: self._get_acl,
+            Op.SYNC: self._sync,
+            Op.GET_EPHEMERALS: self._get_ephemerals,
+            Op.GET_ALL_CHILDREN_NUMBER: self._get_all_children_number,
+            Op.ADD_WATCH: self._add_watch,
+            Op.REMOVE_WATCHES: self._remove_watches,
+            Op.CHECK_WATCHES: self._check_watches,
+            Op.WHO_AM_I: self._who_am_i,
+            Op.MULTI_READ: self._multi_read,
+        }
+
+    # ---------------------------------------------------------------- output
+
+    def _send(self, c: Client, frame: bytes) -> None:
+        self.out.append((c, frame))
+        self.packets_sent += 1
+        c.sent += 1
+
+    def _reply(self, c: Client, xid: int, zxid: int, err: int, body: bytes = b"") -> None:
+        self._send(c, _REPLY.pack(16 + len(body), xid, zxid, err) + body)
+        c.last_zxid = zxid
+        c.last_resp = self.wall
+
+    def _fire(self, triggers: list[Trigger]) -> None:
+        for path, event in triggers:
+            fired = self.watches.trigger(path, event)
+            if fired:
+                frame = notification(event, path)
+                for w in fired:
+                    if isinstance(w, Client) and not w.closed:
+                        self._send(w, frame)
+
+    def _log_txn(self, hdr: TxnHeader, txn: Any) -> None:
+        self.log.append((hdr.zxid, encode_record(hdr, txn)))
+
+    # ---------------------------------------------------------------- connect
+
+    def connect(self, c: Client, req: ConnectRequest, with_readonly: bool) -> None:
+        """Handle a ConnectRequest; the reply (or close) goes to ``out``."""
+        self.packets_received += 1
+        c.recved += 1
+        c.readonly_byte = with_readonly
+        if req.lastZxidSeen > self.tree.last_zxid:
+            log.warning(
+                "refusing session 0x%x from %s: client has seen zxid 0x%x, this server is at 0x%x",
+                req.sessionId & (2**64 - 1),
+                c.remote,
+                req.lastZxidSeen,
+                self.tree.last_zxid,
+            )
+            self.out.append((c, None))
+            return
+        timeout = max(self.cfg.min_timeout, min(self.cfg.max_timeout, req.timeOut))
+        c.timeout = timeout
+        if req.sessionId == 0:
+            sid = self.next_session_id
+            self.next_session_id += 1
+            if sid == CONTAINER_EPHEMERAL_OWNER:
+                sid = self.next_session_id
+                self.next_session_id += 1
+            zxid = self.tree.last_zxid + 1
+            hdr = TxnHeader(sid, 0, zxid, self.wall, Op.CREATE_SESSION)
+            txn = CreateSessionTxn(timeout)
+            self.tree.apply(hdr, txn, [])
+            self._log_txn(hdr, txn)
+            self.tracker.add(sid, timeout, self.mono)
+            self._attach(c, sid, timeout)
+            return
+        sid = req.sessionId
+        if (req.passwd or b"") != session_password(sid) or not self.tracker.alive(sid):
+            log.info("session 0x%x from %s: expired or invalid password", sid & (2**64 - 1), c.remote)
+            self._send(c, self._connect_response(c, 0, 0, b"\0" * 16))
+            self.out.append((c, None))
+            return
+        old = self.by_session.get(sid)
+        if old is not None and old is not c:
+            self.drop(old)
+            self.out.append((old, None))
+        self.tracker.set_timeout(sid, timeout, self.mono)
+        self._attach(c, sid, timeout)
+
+    def _attach(self, c: Client, sid: int, timeout: int) -> None:
+        c.session_id = sid
+        c.established = self.wall
+        self.by_session[sid] = c
+        self._send(c, self._connect_response(c, timeout, sid, session_password(sid)))
+
+    def _connect_response(self, c: Client, timeout: int, sid: int, passwd: bytes) -> bytes:
+        body = ConnectResponse(0, timeout, sid, passwd).to_bytes()
+        if c.readonly_byte:
+            body += b"\x00"
+        return _INT.pack(len(body)) + body
+
+    def drop(self, c: Client) -> None:
+        """The connection is gone: its watches go with it; the session lives on until expiry."""
+        if c.closed:
+            return
+        c.closed = True
+        self.watches.remove_watcher(c)
+        if c.session_id and self.by_session.get(c.session_id) is c:
+            del self.by_session[c.session_id]
+
+    # ---------------------------------------------------------------- sessions
+
+    def expire_sessions(self) -> list[int]:
+        """Close every session whose deadline passed (a closeSession txn each)."""
+        expired = self.tracker.expired(self.mono)
+        for sid in expired:
+            log.info("expiring session 0x%x", sid & (2**64 - 1))
+            self._close_session(sid, 0)
+            c = self.by_session.get(sid)
+            if c is not None:
+                self.drop(c)
+                self.out.append((c, None))
+        return expired
+
+    def _close_session(self, sid: int, cxid: int) -> int:
+        zxid = self.tree.last_zxid + 1
+        hdr = TxnHeader(sid, cxid, zxid, self.wall, Op.CLOSE_SESSION)
+        txn = CloseSessionTxn(list(self.tree.ephemerals.get(sid, {})))
+        triggers: list[Trigger] = []
+        self.tree.apply(hdr, txn, triggers)
+        self._log_txn(hdr, txn)
+        self.tracker.remove(sid)
+        self._fire(triggers)
+        return zxid
+
+    # ---------------------------------------------------------------- requests
+
+    def request(self, c: Client, frame: bytes | memoryview) -> None:
+        """One request frame (without its length prefix) from an established session."""
+        self.packets_received += 1
+        c.recved += 1
+        r = Reader(frame)
+        try:
+            xid, op = r.unpack(_XID_OP)
+        except JuteError:
+            log.info("%s: request shorter than its header; closing", c.remote)
+            self.drop(c)
+            self.out.append((c, None))
+            return
+        self.tracker.touch(c.session_id, self.mono)
+        if xid == XID_PING:
+            c.last_op = "PING"
+            self._reply(c, XID_PING, self.tree.last_zxid, 0)
+            return
+        c.last_op = OP_NAMES.get(op, "UNKN")
+        c.last_cxid = xid
+        if xid == XID_AUTH or op == Op.AUTH:
+            self._auth(c, xid, r)
+            return
+        try:
+            if op in WRITE_OPS:
+                self._write(c, xid, op, r)
+                return
+            handler = self._reads.get(op)
+            if handler is not None:
+                handler(c, xid, r)
+            elif op in (Op.SET_WATCHES, Op.SET_WATCHES2):
+                self._set_watches(c, xid, op, r)
+            elif op == Op.SASL:
+                self._reply(c, xid, self.tree.last_zxid, Err.AUTH_FAILED)
+            else:
+                self._reply(c, xid, -1, Err.UNIMPLEMENTED)
+        except ZkError as e:
+            self._reply(c, xid, self.tree.last_zxid, e.code)
+        except JuteError as e:
+            log.info("%s: malformed %s request: %s", c.remote, c.last_op, e)
+            self._reply(c, xid, self.tree.last_zxid, Err.MARSHALLING_ERROR)
+
+    # ---- reads
+
+    def _node_for_read(self, c: Client, path: str, perm: int = Perm.READ) -> Node:
+        node = self.tree.nodes.get(path)
+        if node is None:
+            raise ZkError(Err.NO_NODE, path)
+        if perm:
+            aclmod.check_acl(node.acl, perm, c.auth)
+        return node
+
+    def _exists(self, c: Client, xid: int, r: Reader) -> None:
+        path = r.ustring()
+        watch = r.bool()
+        node = self.tree.nodes.get(path)
+        if watch:
+            self.watches.add_data(path, c)
+        if node is None:
+            self._reply(c, xid, self.tree.last_zxid, Err.NO_NODE)
+        else:
+            self._reply(c, xid, self.tree.last_zxid, 0, node.stat_bytes())
+
+    def _get_data(self, c: Client, xid: int, r: Reader) -> None:
+        path = r.ustring()
+        watch = r.bool()
+        node = self._node_for_read(c, path)
+        if watch:
+            self.watches.add_data(path, c)
+        self._reply(c, xid, self.tree.last_zxid, 0, _buf(node.data) + node.stat_bytes())
+
+    def _get_children(self, c: Client, xid: int, r: Reader) -> None:
+        path = r.ustring()
+        watch = r.bool()
+        node = self._node_for_read(c, path)
+        if watch:
+            self.watches.add_child(path, c)
+        self._reply(c, xid, self.tree.last_zxid, 0, _children_body(node.children))
+
+    def _get_children2(self, c: Client, xid: int, r: Reader) -> None:
+        path = r.ustring()
+        watch = r.bool()
+        node = self._node_for_read(c, path)
+        if watch:
+            self.watches.add_child(path, c)
+        self._reply(c, xid, self.tree.last_zxid, 0, _children_body(node.children) + node.stat_bytes())
+
+    def _get_acl(self, c: Client, xid: int, r: Reader) -> None:
+        path = r.ustring()
+        node = self._node_for_read(c, path, Perm.READ | Perm.ADMIN)
+        acl = node.acl if aclmod.has_perm(node.acl, Perm.ADMIN, c.auth) else aclmod.redact_digests(node.acl)
+        w = Writer()
+        w.vector(acl, ACL._enc)
+        self._reply(c, xid, self.tree.last_zxid, 0, bytes(w.buf) + node.stat_bytes())
+
+    def _sync(self, c: Client, xid: int, r: Reader) -> None:
+        path = r.ustring()
+        self._reply(c, xid, self.tree.last_zxid, 0, _ustr(path))
+
+    def _get_ephemerals(self, c: Client, xid: int, r: Reader) -> None:
+        prefix = r.ustring().strip()
+        mine = list(self.tree.ephemerals.get(c.session_id, {}))
+        if prefix and prefix != "/":
+            mine = [p for p in mine if p.startswith(prefix)]
+        self._reply(c, xid, self.tree.last_zxid, 0, _children_body(mine))
+
+    def _get_all_children_number(self, c: Client, xid: int, r: Reader) -> None:
+        path = r.ustring()
+        self._node_for_read(c, path)
+        self._reply(c, xid, self.tree.last_zxid, 0, _INT.pack(self.tree.all_children_number(path)))
+
+    def _add_watch(self, c: Client, xid: int, r: Reader) -> None:
+        req = AddWatchRequest.read(r)
+        if req.mode not in (0, 1):
+            raise ZkError(Err.BAD_ARGUMENTS, f"addWatch mode {req.mode}")
+        self.watches.add_persistent(req.path, c, recursive=req.mode == 1)
+        self._reply(c, xid, self.tree.last_zxid, 0, _INT.pack(0))
+
+    def _remove_watches(self, c: Client, xid: int, r: Reader) -> None:
+        req = WatchesRequest.read(r)
+        if not self.watches.remove(req.path, c, req.type):
+            raise ZkError(Err.NO_WATCHER, req.path)
+        self._reply(c, xid, self.tree.last_zxid, 0)
+
+    def _check_watches(self, c: Client, xid: int, r: Reader) -> None:
+        req = WatchesRequest.read(r)
+        if not self.watches.remove(req.path, c, req.type, dry_run=True):
+            raise ZkError(Err.NO_WATCHER, req.path)
+        self._reply(c, xid, self.tree.last_zxid, 0)
+
+    def _who_am_i(self, c: Client, xid: int, r: Reader) -> None:
+        self._reply(c, xid, self.tree.last_zxid, 0, WhoAmIResponse(aclmod.client_infos(c.auth)).to_bytes())
+
+    def _multi_read(self, c: Client, xid: int, r: Reader) -> None:
+        w = Writer()
+        while True:
+            mh = MultiHeader.read(r)
+            if mh.done:
+                break
+            path = r.ustring()
+            watch = r.bool() if mh.type in (Op.GET_CHILDREN, Op.GET_DATA) else False
+            try:
+                if mh.type == Op.GET_CHILDREN:
+                    node = self._node_for_read(c, path)
+                    if watch:
+                        self.watches.add_child(path, c)
+                    body = _children_body(node.children)
+                elif mh.type == Op.GET_DATA:
+                    node = self._node_for_read(c, path)
+                    if watch:
+                        self.watches.add_data(path, c)
+                    body = _buf(node.data) + node.stat_bytes()
+                else:
+                    raise ZkError(Err.BAD_ARGUMENTS, f"op {mh.type} in multiRead")
+                MultiHeader(mh.type, False, 0).write(w)
+                w.buf += body
+            except ZkError as e:
+                MultiHeader(-1, False, e.code).write(w)
+                w.int(e.code)
+        MultiHeader(-1, True, -1).write(w)
+        self._reply(c, xid, self.tree.last_zxid, 0, bytes(w.buf))
+
+    def _set_watches(self, c: Client, xid: int, op: int, r: Reader) -> None:
+        if op == Op.SET_WATCHES:
+            sw: Any = SetWatches.read(r)
+            persistent: list[str] = []
+            recursive: list[str] = []
+        else:
+            sw = SetWatches2.read(r)
+            persistent, recursive = sw.persistentWatches, sw.persistentRecursiveWatches
+        rel = sw.relativeZxid
+        nodes = self.tree.nodes
+        for path in sw.dataWatches:
+            node = nodes.get(path)
+            if node is None:
+                self._send(c, notification(Event.NODE_DELETED, path))
+            elif node.mzxid > rel:
+                self._send(c, notification(Event.NODE_DATA_CHANGED, path))
+            else:
+                self.watches.add_data(path, c)
+        for path in sw.existWatches:
+            if path in nodes:
+                self._send(c, notification(Event.NODE_CREATED, path))
+            else:
+                self.watches.add_data(path, c)
+        for path in sw.childWatches:
+            node = nodes.get(path)
+            if node is None:
+                self._send(c, notification(Event.NODE_DELETED, path))
+            elif node.pzxid > rel:
+                self._send(c, notification(Event.NODE_CHILDREN_CHANGED, path))
+            else:
+                self.watches.add_child(path, c)
+        for path in persistent:
+            self.watches.add_persistent(path, c, recursive=False)
+        for path in recursive:
+            self.watches.add_persistent(path, c, recursive=True)
+        self._reply(c, XID_SET_WATCHES if xid == XID_SET_WATCHES else xid, self.tree.last_zxid, 0)
+
+    def _auth(self, c: Client, xid: int, r: Reader) -> None:
+        pkt = AuthPacket.read(r)
+        try:
+            ids = aclmod.authenticate(pkt.scheme, pkt.auth, c.remote_ip, self.cfg.super_digest)
+        except ZkError:
+            self.auth_failed += 1
+            log.info("%s: authentication failed (scheme %r)", c.remote, pkt.scheme)
+            self._send(c, reply(XID_AUTH, 0, Err.AUTH_FAILED))
+            self.drop(c)
+            self.out.append((c, None))
+            return
+        for i in ids:
+            if i not in c.auth:
+                c.auth.append(i)
+        self._send(c, reply(XID_AUTH, 0, 0))
+
+    # ---- writes
+
+    def _write(self, c: Client, xid: int, op: int, r: Reader) -> None:
+        if op == Op.CLOSE_SESSION:
+            zxid = self._close_session(c.session_id, xid)
+            self._reply(c, xid, zxid, 0)
+            self.drop(c)
+            self.out.append((c, None))
+            return
+        zxid = self.tree.last_zxid + 1
+        hdr = TxnHeader(c.session_id, xid, zxid, self.wall, op)
+        triggers: list[Trigger] = []
+        if op == Op.MULTI:
+            self._multi(c, hdr, r, triggers)
+            return
+        try:
+            rec = _decode_write(op, r)
+            txn = self._prep(c, op, rec)
+        except JuteError:
+            hdr.type = Op.ERROR
+            txn = ErrorTxn(Err.MARSHALLING_ERROR)
+        except ZkError as e:
+            hdr.type = Op.ERROR
+            txn = ErrorTxn(e.code)
+        res = self.tree.apply(hdr, txn, triggers)
+        self._log_txn(hdr, txn)
+        self._fire(triggers)
+        if hdr.type == Op.ERROR:
+            self._reply(c, xid, zxid, txn.err)
+            return
+        self._reply(c, xid, zxid, 0, _write_body(op, res))
+
+    def _prep(self, c: Client, op: int, rec: Any) -> Any:
+        """Validate a write against the tree and return its txn (raises ZkError)."""
+        tree = self.tree
+        if op in (Op.CREATE, Op.CREATE2, Op.CREATE_CONTAINER, Op.CREATE_TTL):
+            return self._prep_create(c, op, rec)
+        if op == Op.DELETE:
+            path = rec.path
+            validate_path(path)
+            if path in _SPECIAL:
+                raise ZkError(Err.BAD_ARGUMENTS, path)
+            parent = tree.nodes.get(parent_of(path))
+            if parent is None:
+                raise ZkError(Err.NO_NODE, path)
+            aclmod.check_acl(parent.acl, Perm.DELETE, c.auth)
+            node = tree.nodes.get(path)
+            if node is None:
+                raise ZkError(Err.NO_NODE, path)
+            _check_version(node.version, rec.version)
+            if node.children:
+                raise ZkError(Err.NOT_EMPTY, path)
+            return DeleteTxn(path)
+        if op == Op.SET_DATA:
+            validate_path(rec.path)
+            node = tree.nodes.get(rec.path)
+            if node is None:
+                raise ZkError(Err.NO_NODE, rec.path)
+            aclmod.check_acl(node.acl, Perm.WRITE, c.auth)
+            return SetDataTxn(rec.path, rec.data, _check_version(node.version, rec.version))
+        if op == Op.SET_ACL:
+            validate_path(rec.path)
+            acl = aclmod.fixup_acl(rec.acl, c.auth)
+            node = tree.nodes.get(rec.path)
+            if node is None:
+                raise ZkError(Err.NO_NODE, rec.path)
+            aclmod.check_acl(node.acl, Perm.ADMIN, c.auth)
+            return SetACLTxn(rec.path, acl, _check_version(node.aversion, rec.version))
+        if op == Op.CHECK:
+            validate_path(rec.path)
+            node = tree.nodes.get(rec.path)
+            if node is None:
+                raise ZkError(Err.NO_NODE, rec.path)
+            aclmod.check_acl(node.acl, Perm.READ, c.auth)
+            return CheckVersionTxn(rec.path, _check_version(node.version, rec.version))
+        if op == Op.RECONFIG:
+            if not self.cfg.reconfig_enabled:
+                raise ZkError(Err.RECONFIG_DISABLED)
+            raise ZkError(Err.UNIMPLEMENTED, "reconfig is not supported on a standalone server")
+        raise ZkError(Err.UNIMPLEMENTED, f"op {op}")
+
+    def _prep_create(self, c: Client, op: int, rec: Any) -> Any:
+        try:
+            mode = CreateMode(rec.flags)
+        except ValueError:
+            raise ZkError(Err.BAD_ARGUMENTS, f"create flags {rec.flags}") from None
+        ttl = rec.ttl if op == Op.CREATE_TTL else -1
+        if mode.ttl and not self.cfg.extended_types:
+            raise ZkError(Err.UNIMPLEMENTED, "TTL nodes need extendedTypesEnabled=true")
+        if mode.ttl:
+            if ttl <= 0 or ttl > TTL_MAX:
+                raise ZkError(Err.BAD_ARGUMENTS, f"ttl {ttl}")
+        elif ttl >= 0:
+            raise ZkError(Err.BAD_ARGUMENTS, f"ttl {ttl} with mode {mode.name}")
+        if mode == CreateMode.CONTAINER and op != Op.CREATE_CONTAINER and op not in (Op.CREATE, Op.CREATE2):
+            raise ZkError(Err.BAD_ARGUMENTS, "container flag")
+        path = rec.path
+        slash = path.rfind("/")
+        if slash == -1 or "\0" in path:
+            raise ZkError(Err.BAD_ARGUMENTS, path)
+        acl = aclmod.fixup_acl(rec.acl, c.auth)
+        parent_path = path[:slash] or "/"
+        parent = self.tree.nodes.get(parent_path)
+        if parent is None:
+            raise ZkError(Err.NO_NODE, parent_path)
+        aclmod.check_acl(parent.acl, Perm.CREATE, c.auth)
+        if mode.sequential:
+            path = f"{path}{_seq(parent.cversion)}"
+        validate_path(path)
+        if path in self.tree.nodes:
+            raise ZkError(Err.NODE_EXISTS, path)
+        if parent.is_session_ephemeral:
+            raise ZkError(Err.NO_CHILDREN_FOR_EPHEMERALS, path)
+        new_cversion = parent.cversion + 1
+        if op == Op.CREATE_CONTAINER:
+            return CreateContainerTxn(path, rec.data, acl, new_cversion)
+        if op == Op.CREATE_TTL:
+            return CreateTTLTxn(path, rec.data, acl, new_cversion, ttl)
+        return CreateTxn(path, rec.data, acl, mode.ephemeral, new_cversion)
+
+    def _multi(self, c: Client, hdr: TxnHeader, r: Reader, triggers: list[Trigger]) -> None:
+        ops: list[tuple[int, Any]] = []
+        try:
+            while True:
+                mh = MultiHeader.read(r)
+                if mh.done:
+                    break
+                if mh.type not in _MULTI_OPS:
+                    raise JuteError(f"invalid op {mh.type} in multi")
+                ops.append((mh.type, _decode_write(mh.type, r)))
+        except JuteError as e:
+            log.info("%s: malformed multi: %s", c.remote, e)
+            hdr.type = Op.ERROR
+            err_txn = ErrorTxn(Err.MARSHALLING_ERROR)
+            self.tree.apply(hdr, err_txn, [])
+            self._log_txn(hdr, err_txn)
+            self._reply(c, hdr.cxid, hdr.zxid, Err.MARSHALLING_ERROR)
+            return
+        tree = self.tree
+        tree.begin_undo()
+        bodies: list[bytes] = []
+        subs = []
+        failed_at = -1
+        failure = Err.OK
+        local: list[Trigger] = []
+        for i, (op, rec) in enumerate(ops):
+            try:
+                txn = self._prep(c, op, rec)
+                sub_hdr = TxnHeader(hdr.clientId, hdr.cxid, hdr.zxid, hdr.time, op)
+                bodies.append(_write_body(op, tree._apply_one(op, txn, sub_hdr, local)))
+                subs.append(sub_txn(op, txn))
+            except ZkError as e:
+                failed_at, failure = i, e.code
+                break
+        if failed_at >= 0:
+            tree.rollback()
+            errs = [0] * failed_at + [int(failure)] + [int(Err.RUNTIME_INCONSISTENCY)] * (len(ops) - failed_at - 1)
+            txn_m = MultiTxn([sub_txn(Op.ERROR, ErrorTxn(e)) for e in errs])
+            tree.last_zxid = max(tree.last_zxid, hdr.zxid)
+            self._log_txn(hdr, txn_m)
+            w = Writer()
+            for e in errs:
+                MultiHeader(-1, False, e).write(w)
+                w.int(e)
+            MultiHeader(-1, True, -1).write(w)
+            self._reply(c, hdr.cxid, hdr.zxid, 0, bytes(w.buf))
+            return
+        tree.end_undo()
+        tree.last_zxid = max(tree.last_zxid, hdr.zxid)
+        self._log_txn(hdr, MultiTxn(subs))
+        triggers.extend(local)
+        self._fire(triggers)
+        w = Writer()
+        for (op, _), body in zip(ops, bodies, strict=True):
+            MultiHeader(op, False, 0).write(w)
+            w.buf += body
+        MultiHeader(-1, True, -1).write(w)
+        self._reply(c, hdr.cxid, hdr.zxid, 0, bytes(w.buf))
+
+    # ---------------------------------------------------------------- reapers
+
+    def reap_containers_and_ttls(self) -> int:
+        """Delete empty containers that once had children and expired TTL nodes (ContainerManager)."""
+        candidates: list[str] = []
+        for path in list(self.tree.containers):
+            node = self.tree.nodes.get(path)
+            if node is not None and not node.children and node.cversion > 0:
+                candidates.append(path)
+        for path in list(self.tree.ttls):
+            node = self.tree.nodes.get(path)
+            ttl = node.ttl if node is not None else None
+            if node is not None and ttl is not None and not node.children and self.wall - node.mtime > ttl:
+                candidates.append(path)
+        for path in candidates:
+            zxid = self.tree.last_zxid + 1
+            hdr = TxnHeader(0, 0, zxid, self.wall, Op.DELETE_CONTAINER)
+            txn = DeleteTxn(path)
+            triggers: list[Trigger] = []
+            self.tree.apply(hdr, txn, triggers)
+            self._log_txn(hdr, txn)
+            self._fire(triggers)
+        return len(candidates)
+
+
+_XID_OP = struct.Struct("!ii")
+_SPECIAL = frozenset(("/", "/zookeeper", "/zookeeper/quota", "/zookeeper/config"))
+_MULTI_OPS = frozenset({Op.CREATE, Op.CREATE2, Op.CREATE_CONTAINER, Op.CREATE_TTL, Op.DELETE, Op.SET_DATA, Op.CHECK})
+
+
+def _seq(n: int) -> str:
+    return f"{n:010d}" if n >= 0 else f"-{-n:09d}"
+
+
+def _check_version(current: int, expected: int) -> int:
+    if expected != -1 and expected != current:
+        raise ZkError(Err.BAD_VERSION)
+    return current + 1 if current < 0x7FFFFFFF else -0x80000000
+
+
+def _decode_write(op: int, r: Reader) -> Any:
+    if op in (Op.CREATE, Op.CREATE2, Op.CREATE_CONTAINER):
+        return CreateRequest.read(r)
+    if op == Op.CREATE_TTL:
+        return CreateTTLRequest.read(r)
+    if op == Op.DELETE:
+        return DeleteRequest.read(r)
+    if op == Op.SET_DATA:
+        return SetDataRequest.read(r)
+    if op == Op.SET_ACL:
+        return SetACLRequest.read(r)
+    if op == Op.CHECK:
+        return CheckVersionRequest.read(r)
+    if op == Op.RECONFIG:
+        return ReconfigRequest.read(r)
+    raise JuteError(f"not a write op: {op}")
+
+
+def _write_body(op: int, res: Result) -> bytes:
+    if op == Op.CREATE:
+        return _ustr(res.path)
+    if op in (Op.CREATE2, Op.CREATE_CONTAINER, Op.CREATE_TTL):
+        assert res.node is not None
+        return _ustr(res.path) + res.node.stat_bytes()
+    if op in (Op.SET_DATA, Op.SET_ACL):
+        assert res.node is not None
+        return res.node.stat_bytes()
+    return b""
+
+
+# Re-exported for the server and tests.
+__all__ = ["Client", "Engine", "EngineConfig", "PathRequest", "PathWatchRequest", "fmt_sid", "notification", "reply"]
