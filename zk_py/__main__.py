@@ -48,8 +48,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if not cfg.standalone:
         log.error("server.N lines describe an ensemble; this build of zk_py runs standalone only")
-        print("zk-py: ensemble mode (server.N lines) is not supported yet; remove them to run standalone",
-              file=sys.stderr)
+        print(
+            "zk-py: ensemble mode (server.N lines) is not supported yet; remove them to run standalone",
+            file=sys.stderr,
+        )
         return 2
     factory = install_event_loop_policy()
     server = ZkServer(cfg)

@@ -17,7 +17,7 @@ SUPER_ID = Id("super", "")
 def digest_id(user_password: str) -> str:
     """``user:base64(sha1("user:password"))`` (DigestAuthenticationProvider.generateDigest)."""
     user = user_password.split(":", 1)[0]
-    sha = hashlib.sha1(user_password.encode("utf-8")).digest()  # noqa: S324 - the upstream scheme
+    sha = hashlib.sha1(user_password.encode("utf-8")).digest()
     return f"{user}:{base64.b64encode(sha).decode('ascii')}"
 
 
@@ -114,7 +114,10 @@ def has_perm(acl: list[ACL], perm: int, auth_ids: list[Id]) -> bool:
 
 def redact_digests(acl: list[ACL]) -> list[ACL]:
     """getACL without ADMIN shows digest ids as ``user:x``."""
-    return [ACL(a.perms, Id(a.id.scheme, a.id.id.split(":", 1)[0] + ":x")) if a.id.scheme == "digest" else a for a in acl]
+    return [
+        ACL(a.perms, Id(a.id.scheme, a.id.id.split(":", 1)[0] + ":x")) if a.id.scheme == "digest" else a
+        for a in acl
+    ]
 
 
 def client_infos(auth_ids: list[Id]) -> list[ClientInfo]:

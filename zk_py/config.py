@@ -82,7 +82,26 @@ class ZkConfig:
 
 
 ALL_4LW = frozenset(
-    "conf cons crst dump envi ruok srst srvr stat wchs wchc wchp dirs mntr isro hash gtmk stmk".split()
+    [
+        "conf",
+        "cons",
+        "crst",
+        "dump",
+        "envi",
+        "ruok",
+        "srst",
+        "srvr",
+        "stat",
+        "wchs",
+        "wchc",
+        "wchp",
+        "dirs",
+        "mntr",
+        "isro",
+        "hash",
+        "gtmk",
+        "stmk",
+    ]
 )
 
 # Keys Apache accepts that zk_py does not act on (yet): accepted silently so configs port as they are.
@@ -159,7 +178,9 @@ def parse_server(key: str, value: str) -> ServerSpec:
     main, _, client = value.strip().partition(";")
     parts = main.split(":")
     if len(parts) not in (3, 4):
-        raise ConfigError(f"{key}: expected host:quorumPort:electionPort[:participant|observer], got {value!r}")
+        raise ConfigError(
+            f"{key}: expected host:quorumPort:electionPort[:participant|observer], got {value!r}"
+        )
     role = parts[3] if len(parts) == 4 else "participant"
     if role not in ("participant", "observer"):
         raise ConfigError(f"{key}: role must be participant or observer, got {role!r}")
@@ -252,7 +273,11 @@ def parse(text: str, path: Path | None = None) -> ZkConfig:
             cfg.ignored[key] = value
         else:
             cfg.unknown[key] = value
-    if cfg.min_session_timeout > 0 and cfg.max_session_timeout > 0 and cfg.min_session_timeout > cfg.max_session_timeout:
+    if (
+        cfg.min_session_timeout > 0
+        and cfg.max_session_timeout > 0
+        and cfg.min_session_timeout > cfg.max_session_timeout
+    ):
         raise ConfigError("minSessionTimeout must not be larger than maxSessionTimeout")
     if not have_port and not any(s.client_port for s in cfg.servers.values()):
         raise ConfigError("clientPort is not set")

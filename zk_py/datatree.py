@@ -353,11 +353,20 @@ class DataTree:
         zxid, time = hdr.zxid, hdr.time
         if t in (Op.CREATE, Op.CREATE2):
             owner = hdr.clientId if txn.ephemeral else 0
-            node = self.create_node(txn.path, txn.data, txn.acl, owner, txn.parentCVersion, zxid, time, triggers)
+            node = self.create_node(
+                txn.path, txn.data, txn.acl, owner, txn.parentCVersion, zxid, time, triggers
+            )
             return Result(t, txn.path, node)
         if t == Op.CREATE_CONTAINER:
             node = self.create_node(
-                txn.path, txn.data, txn.acl, CONTAINER_EPHEMERAL_OWNER, txn.parentCVersion, zxid, time, triggers
+                txn.path,
+                txn.data,
+                txn.acl,
+                CONTAINER_EPHEMERAL_OWNER,
+                txn.parentCVersion,
+                zxid,
+                time,
+                triggers,
             )
             return Result(t, txn.path, node)
         if t == Op.CREATE_TTL:

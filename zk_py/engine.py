@@ -36,7 +36,6 @@ from .proto import (
     AuthPacket,
     CheckVersionRequest,
     CheckVersionTxn,
-    ChildrenResponse,
     CloseSessionTxn,
     ConnectRequest,
     ConnectResponse,
@@ -192,9 +191,11 @@ def reply(xid: int, zxid: int, err: int, body: bytes = b"") -> bytes:
 
 def notification(event: int, path: str) -> bytes:
     p = path.encode("utf-8")
-    return _NOTIFY_HDR.pack(28 + len(p), XID_NOTIFICATION, -1, 0, event, KeeperState.SYNC_CONNECTED) + _INT.pack(
-        len(p)
-    ) + p
+    return (
+        _NOTIFY_HDR.pack(28 + len(p), XID_NOTIFICATION, -1, 0, event, KeeperState.SYNC_CONNECTED)
+        + _INT.pack(len(p))
+        + p
+    )
 
 
 def _children_body(names: Any) -> bytes:
@@ -739,7 +740,11 @@ class Engine:
                 break
         if failed_at >= 0:
             tree.rollback()
-            errs = [0] * failed_at + [int(failure)] + [int(Err.RUNTIME_INCONSISTENCY)] * (len(ops) - failed_at - 1)
+            errs = (
+                [0] * failed_at
+                + [int(failure)]
+                + [int(Err.RUNTIME_INCONSISTENCY)] * (len(ops) - failed_at - 1)
+            )
             txn_m = MultiTxn([sub_txn(Op.ERROR, ErrorTxn(e)) for e in errs])
             tree.last_zxid = max(tree.last_zxid, hdr.zxid)
             self._log_txn(hdr, txn_m)
@@ -789,7 +794,9 @@ class Engine:
 
 _XID_OP = struct.Struct("!ii")
 _SPECIAL = frozenset(("/", "/zookeeper", "/zookeeper/quota", "/zookeeper/config"))
-_MULTI_OPS = frozenset({Op.CREATE, Op.CREATE2, Op.CREATE_CONTAINER, Op.CREATE_TTL, Op.DELETE, Op.SET_DATA, Op.CHECK})
+_MULTI_OPS = frozenset(
+    {Op.CREATE, Op.CREATE2, Op.CREATE_CONTAINER, Op.CREATE_TTL, Op.DELETE, Op.SET_DATA, Op.CHECK}
+)
 
 
 def _seq(n: int) -> str:
@@ -833,4 +840,13 @@ def _write_body(op: int, res: Result) -> bytes:
 
 
 # Re-exported for the server and tests.
-__all__ = ["Client", "Engine", "EngineConfig", "PathRequest", "PathWatchRequest", "fmt_sid", "notification", "reply"]
+__all__ = [
+    "Client",
+    "Engine",
+    "EngineConfig",
+    "PathRequest",
+    "PathWatchRequest",
+    "fmt_sid",
+    "notification",
+    "reply",
+]

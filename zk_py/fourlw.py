@@ -6,6 +6,7 @@ layout follows the real server byte for byte where it can; values are ours.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import resource
@@ -22,8 +23,26 @@ if TYPE_CHECKING:
     from .server import Connection, ZkServer
 
 VERSION = f"3.8.0-zk_py-{__version__}, built on 2026-11-24 00:00 UTC"
-COMMANDS = ("conf", "cons", "crst", "dump", "envi", "ruok", "srst", "srvr", "stat", "wchs", "wchc", "wchp",
-            "dirs", "mntr", "isro", "hash", "gtmk", "stmk")
+COMMANDS = (
+    "conf",
+    "cons",
+    "crst",
+    "dump",
+    "envi",
+    "ruok",
+    "srst",
+    "srvr",
+    "stat",
+    "wchs",
+    "wchc",
+    "wchp",
+    "dirs",
+    "mntr",
+    "isro",
+    "hash",
+    "gtmk",
+    "stmk",
+)
 TRACE_MASK = 306
 
 
@@ -31,10 +50,8 @@ def _dir_size(d: Path) -> int:
     total = 0
     try:
         for p in (d / "version-2").iterdir():
-            try:
+            with contextlib.suppress(OSError):
                 total += p.stat().st_size
-            except OSError:
-                pass
     except OSError:
         pass
     return total
@@ -145,7 +162,9 @@ def run(cmd: str, srv: ZkServer, me: Connection) -> str:
         return "\n".join([f"Zookeeper version: {VERSION}", *_server_lines(srv)]) + "\n"
     if cmd == "stat":
         clients = [_conn_brief(c) + ")" for c in _sorted_conns(srv, me)]
-        return "\n".join([f"Zookeeper version: {VERSION}", "Clients:", *clients, "", *_server_lines(srv)]) + "\n"
+        return (
+            "\n".join([f"Zookeeper version: {VERSION}", "Clients:", *clients, "", *_server_lines(srv)]) + "\n"
+        )
     if cmd == "cons":
         return "\n".join(_conn_line(c) for c in _sorted_conns(srv, me)) + "\n\n"
     if cmd == "conf":
@@ -170,7 +189,9 @@ def run(cmd: str, srv: ZkServer, me: Connection) -> str:
     if cmd == "wchs":
         by_w = eng.watches.paths_by_watcher()
         n_paths = len(eng.watches.watchers_by_path())
-        return f"{len(by_w)} connections watching {n_paths} paths\nTotal watches:{eng.watches.watch_count()}\n"
+        return (
+            f"{len(by_w)} connections watching {n_paths} paths\nTotal watches:{eng.watches.watch_count()}\n"
+        )
     if cmd == "wchc":
         out = []
         for w, paths in eng.watches.paths_by_watcher().items():

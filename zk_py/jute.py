@@ -8,10 +8,11 @@ cost one ``pack``/``unpack`` call.  Pure code: bytes in, records out.
 
 from __future__ import annotations
 
+import builtins
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated, Any, ClassVar, get_type_hints
+from typing import Annotated, Any, ClassVar, dataclass_transform, get_type_hints
 
 INT = "i"
 LONG = "q"
@@ -40,17 +41,19 @@ class Reader:
 
     __slots__ = ("buf", "end", "pos")
 
-    def __init__(self, buf: bytes | memoryview, pos: int = 0) -> None:
+    def __init__(self, buf: bytes | memoryview, pos: builtins.int = 0) -> None:
         self.buf = buf
         self.pos = pos
         self.end = len(buf)
 
-    def remaining(self) -> int:
+    def remaining(self) -> builtins.int:
         return self.end - self.pos
 
-    def _need(self, n: int) -> None:
+    def _need(self, n: builtins.int) -> None:
         if n < 0 or self.pos + n > self.end:
-            raise JuteError(f"truncated record: need {n} bytes at offset {self.pos}, have {self.end - self.pos}")
+            raise JuteError(
+                f"truncated record: need {n} bytes at offset {self.pos}, have {self.end - self.pos}"
+            )
 
     def unpack(self, st: struct.Struct) -> tuple[Any, ...]:
         self._need(st.size)
@@ -58,15 +61,15 @@ class Reader:
         self.pos += st.size
         return v
 
-    def int(self) -> int:
+    def int(self) -> builtins.int:
         self._need(4)
-        v: int = _I.unpack_from(self.buf, self.pos)[0]
+        v: builtins.int = _I.unpack_from(self.buf, self.pos)[0]
         self.pos += 4
         return v
 
-    def long(self) -> int:
+    def long(self) -> builtins.int:
         self._need(8)
-        v: int = _Q.unpack_from(self.buf, self.pos)[0]
+        v: builtins.int = _Q.unpack_from(self.buf, self.pos)[0]
         self.pos += 8
         return v
 
@@ -115,10 +118,10 @@ class Writer:
     def __init__(self) -> None:
         self.buf = bytearray()
 
-    def int(self, v: int) -> None:
+    def int(self, v: builtins.int) -> None:
         self.buf += _I.pack(v)
 
-    def long(self, v: int) -> None:
+    def long(self, v: builtins.int) -> None:
         self.buf += _Q.pack(v)
 
     def bool(self, v: bool) -> None:
@@ -187,17 +190,29 @@ class Record:
 def _elem_reader(t: Any) -> Callable[[Reader], Any]:
     if isinstance(t, type) and issubclass(t, Record):
         return t._dec
-    return {INT: Reader.int, LONG: Reader.long, BOOL: Reader.bool, USTRING: Reader.ustring, BUFFER: Reader.buffer}[t]
+    return {
+        INT: Reader.int,
+        LONG: Reader.long,
+        BOOL: Reader.bool,
+        USTRING: Reader.ustring,
+        BUFFER: Reader.buffer,
+    }[t]
 
 
 def _elem_writer(t: Any) -> Callable[[Writer, Any], None]:
     if isinstance(t, type) and issubclass(t, Record):
         return t._enc
-    return {INT: Writer.int, LONG: Writer.long, BOOL: Writer.bool, USTRING: Writer.ustring, BUFFER: Writer.buffer}[
-        t
-    ]
+    writers: dict[str, Callable[[Writer, Any], None]] = {
+        INT: Writer.int,
+        LONG: Writer.long,
+        BOOL: Writer.bool,
+        USTRING: Writer.ustring,
+        BUFFER: Writer.buffer,
+    }
+    return writers[t]
 
 
+@dataclass_transform()
 def record(cls: type[Any]) -> type[Any]:
     """Class decorator: make ``cls`` a slotted dataclass and generate its jute codec.
 
@@ -252,8 +267,8 @@ def record(cls: type[Any]) -> type[Any]:
     dec.append(f"    return cls({', '.join(names)})")
     if len(enc) == 1:
         enc.append("    pass")
-    exec("\n".join(dec), ns)  # noqa: S102 - generated codec, see docstring
-    exec("\n".join(enc), ns)  # noqa: S102
+    exec("\n".join(dec), ns)
+    exec("\n".join(enc), ns)
     cls._dec = staticmethod(ns["_dec"])
     cls._enc = staticmethod(ns["_enc"])
     return cls

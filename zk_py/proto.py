@@ -198,9 +198,9 @@ class Stat(Record):
     version: Int
     cversion: Int
     aversion: Int
-    ephemeralOwner: Long  # noqa: N815 - upstream field name
-    dataLength: Int  # noqa: N815
-    numChildren: Int  # noqa: N815
+    ephemeralOwner: Long
+    dataLength: Int
+    numChildren: Int
     pzxid: Long
 
 
@@ -213,13 +213,13 @@ class StatPersisted(Record):
     version: Int
     cversion: Int
     aversion: Int
-    ephemeralOwner: Long  # noqa: N815
+    ephemeralOwner: Long
     pzxid: Long
 
 
 @record
 class ClientInfo(Record):
-    authScheme: UString  # noqa: N815
+    authScheme: UString
     user: UString
 
 
@@ -228,37 +228,37 @@ class ClientInfo(Record):
 
 @record
 class ConnectRequest(Record):
-    protocolVersion: Int  # noqa: N815
-    lastZxidSeen: Long  # noqa: N815
-    timeOut: Int  # noqa: N815
-    sessionId: Long  # noqa: N815
+    protocolVersion: Int
+    lastZxidSeen: Long
+    timeOut: Int
+    sessionId: Long
     passwd: Buffer
 
 
 @record
 class ConnectResponse(Record):
-    protocolVersion: Int  # noqa: N815
-    timeOut: Int  # noqa: N815
-    sessionId: Long  # noqa: N815
+    protocolVersion: Int
+    timeOut: Int
+    sessionId: Long
     passwd: Buffer
 
 
 @record
 class SetWatches(Record):
-    relativeZxid: Long  # noqa: N815
-    dataWatches: UStrings  # noqa: N815
-    existWatches: UStrings  # noqa: N815
-    childWatches: UStrings  # noqa: N815
+    relativeZxid: Long
+    dataWatches: UStrings
+    existWatches: UStrings
+    childWatches: UStrings
 
 
 @record
 class SetWatches2(Record):
-    relativeZxid: Long  # noqa: N815
-    dataWatches: UStrings  # noqa: N815
-    existWatches: UStrings  # noqa: N815
-    childWatches: UStrings  # noqa: N815
-    persistentWatches: UStrings  # noqa: N815
-    persistentRecursiveWatches: UStrings  # noqa: N815
+    relativeZxid: Long
+    dataWatches: UStrings
+    existWatches: UStrings
+    childWatches: UStrings
+    persistentWatches: UStrings
+    persistentRecursiveWatches: UStrings
 
 
 @record
@@ -303,10 +303,10 @@ class SetDataRequest(Record):
 
 @record
 class ReconfigRequest(Record):
-    joiningServers: UString  # noqa: N815
-    leavingServers: UString  # noqa: N815
-    newMembers: UString  # noqa: N815
-    curConfigId: Long  # noqa: N815
+    joiningServers: UString
+    leavingServers: UString
+    newMembers: UString
+    curConfigId: Long
 
 
 @record
@@ -428,7 +428,7 @@ class ChildrenResponse(Record):
 
 @record
 class GetAllChildrenNumberResponse(Record):
-    totalNumber: Int  # noqa: N815
+    totalNumber: Int
 
 
 @record
@@ -453,7 +453,7 @@ class WatchesRequest(Record):
 
 @record
 class WhoAmIResponse(Record):
-    clientInfo: Annotated[list[ClientInfo], Vector(ClientInfo)]  # noqa: N815
+    clientInfo: Annotated[list[ClientInfo], Vector(ClientInfo)]
 
 
 # ---- org.apache.zookeeper.server.persistence / txn ----
@@ -468,7 +468,7 @@ class FileHeader(Record):
 
 @record
 class TxnHeader(Record):
-    clientId: Long  # noqa: N815
+    clientId: Long
     cxid: Int
     zxid: Long
     time: Long
@@ -481,7 +481,7 @@ class CreateTxn(Record):
     data: Buffer
     acl: ACLs
     ephemeral: Bool
-    parentCVersion: Int  # noqa: N815
+    parentCVersion: Int
 
 
 @record
@@ -489,7 +489,7 @@ class CreateTTLTxn(Record):
     path: UString
     data: Buffer
     acl: ACLs
-    parentCVersion: Int  # noqa: N815
+    parentCVersion: Int
     ttl: Long
 
 
@@ -498,7 +498,7 @@ class CreateContainerTxn(Record):
     path: UString
     data: Buffer
     acl: ACLs
-    parentCVersion: Int  # noqa: N815
+    parentCVersion: Int
 
 
 @record
@@ -528,12 +528,12 @@ class SetACLTxn(Record):
 
 @record
 class CreateSessionTxn(Record):
-    timeOut: Int  # noqa: N815
+    timeOut: Int
 
 
 @record
 class CloseSessionTxn(Record):
-    paths2Delete: UStrings  # noqa: N815
+    paths2Delete: UStrings
 
 
 @record
@@ -555,8 +555,8 @@ class MultiTxn(Record):
 @record
 class LearnerInfo(Record):
     serverid: Long
-    protocolVersion: Int  # noqa: N815
-    configVersion: Long  # noqa: N815
+    protocolVersion: Int
+    configVersion: Long
 
 
 @record

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import concurrent.futures
+import contextlib
 import logging
 import os
 import random
@@ -62,10 +63,8 @@ class Connection(asyncio.Protocol):
         ip, port = peer[0], peer[1]
         sock = transport.get_extra_info("socket")
         if sock is not None:
-            try:
+            with contextlib.suppress(OSError):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            except OSError:
-                pass
         self.client = Client(remote_ip=ip, remote=f"/{ip}:{port}", auth=[Id("ip", ip)])
         self.client.conn = self
         if not self.server.admit(self):
@@ -91,8 +90,12 @@ class Connection(asyncio.Protocol):
                 return
             (n,) = _LEN.unpack_from(buf, off)
             if n < 0 or n > maxbuf:
-                log.warning("%s: frame length %d out of range (jute.maxbuffer %d): Len error, closing",
-                            client.remote, n, maxbuf)
+                log.warning(
+                    "%s: frame length %d out of range (jute.maxbuffer %d): Len error, closing",
+                    client.remote,
+                    n,
+                    maxbuf,
+                )
                 self._abort()
                 return
             if end - off - 4 < n:
@@ -278,10 +281,8 @@ class ZkServer:
         for t in self._tasks:
             t.cancel()
         for t in self._tasks:
-            try:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
                 await t
-            except (asyncio.CancelledError, Exception):
-                pass
         for c in list(self.conns):
             if c.transport is not None:
                 c.transport.close()
@@ -430,7 +431,11 @@ class ZkServer:
         while True:
             await asyncio.sleep(self.cfg.autopurge_purge_interval * 3600)
             removed = await loop.run_in_executor(
-                self._snap_exec, purge, self.cfg.data_dir, self.cfg.log_dir, self.cfg.autopurge_snap_retain_count
+                self._snap_exec,
+                purge,
+                self.cfg.data_dir,
+                self.cfg.log_dir,
+                self.cfg.autopurge_snap_retain_count,
             )
             log.info("autopurge removed %d files", len(removed))
 

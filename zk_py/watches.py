@@ -52,7 +52,9 @@ class _Table:
 
     def has(self, path: str, w: Watcher, mode: int | None = None) -> bool:
         ws = self.by_path.get(path)
-        return bool(ws) and w in ws and (mode is None or ws[w] == mode)  # type: ignore[operator]
+        if not ws or w not in ws:
+            return False
+        return mode is None or ws[w] == mode
 
     def remove_watcher(self, w: Watcher) -> None:
         for path in self.by_watcher.pop(w, ()):
