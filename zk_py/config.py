@@ -60,6 +60,8 @@ class ZkConfig:
     extended_types: bool = False
     container_check_ms: int = 60_000
     global_outstanding_limit: int = 1000
+    metrics_port: int | None = None
+    metrics_host: str = "0.0.0.0"
     my_id: int = 0
     unknown: dict[str, str] = field(default_factory=dict)
     ignored: dict[str, str] = field(default_factory=dict)
@@ -121,9 +123,6 @@ _ACCEPTED = {
     "admin.serverAddress",
     "admin.idleTimeout",
     "admin.commandURL",
-    "metricsProvider.className",
-    "metricsProvider.httpPort",
-    "metricsProvider.httpHost",
     "metricsProvider.exportJvmInfo",
     "serverCnxnFactory",
     "commitLogCount",
@@ -196,6 +195,8 @@ def parse(text: str, path: Path | None = None) -> ZkConfig:
     """Parse zoo.cfg text (java.util.Properties-style key=value lines)."""
     cfg = ZkConfig(path=path)
     have_port = False
+    prometheus = False
+    metrics_port = 7000
     for lineno, raw in enumerate(text.splitlines(), 1):
         line = raw.strip()
         if not line or line[0] in "#!":
@@ -269,6 +270,12 @@ def parse(text: str, path: Path | None = None) -> ZkConfig:
             cfg.container_check_ms = _int(key, value, 10)
         elif key == "globalOutstandingLimit":
             cfg.global_outstanding_limit = _int(key, value, 1)
+        elif key == "metricsProvider.className":
+            prometheus = "Prometheus" in value
+        elif key == "metricsProvider.httpPort":
+            metrics_port = _port(key, value)
+        elif key == "metricsProvider.httpHost":
+            cfg.metrics_host = value
         elif key in _ACCEPTED or bare in _ACCEPTED:
             cfg.ignored[key] = value
         else:
@@ -279,6 +286,8 @@ def parse(text: str, path: Path | None = None) -> ZkConfig:
         and cfg.min_session_timeout > cfg.max_session_timeout
     ):
         raise ConfigError("minSessionTimeout must not be larger than maxSessionTimeout")
+    if prometheus:
+        cfg.metrics_port = metrics_port
     if not have_port and not any(s.client_port for s in cfg.servers.values()):
         raise ConfigError("clientPort is not set")
     return cfg

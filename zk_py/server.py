@@ -22,7 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from . import fourlw
+from . import fourlw, metrics
 from .config import ZkConfig
 from .datatree import DataTree, decode_record
 from .engine import Client, Engine, EngineConfig
@@ -179,6 +179,7 @@ class ZkServer:
         self._snap_exec = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="zk-snapshot")
         self._tasks: list[asyncio.Task[Any]] = []
         self._server: asyncio.base_events.Server | None = None
+        self._metrics_server: asyncio.base_events.Server | None = None
         self._txns_since_snap = 0
         self._snap_at = self._next_snap_threshold()
         self._snapshotting = False
@@ -252,6 +253,10 @@ class ZkServer:
         ]
         if cfg.autopurge_purge_interval > 0:
             self._tasks.append(asyncio.create_task(self._purge_loop(), name="autopurge"))
+        if cfg.metrics_port is not None:
+            self._metrics_server = await metrics.serve(
+                cfg.metrics_host, cfg.metrics_port, lambda: fourlw.mntr_values(self)
+            )
         log.info(
             "zk_py serving on %s:%d (dataDir %s, dataLogDir %s, tickTime %d, zxid 0x%x)",
             cfg.client_port_address,
@@ -272,6 +277,8 @@ class ZkServer:
         """Stop accepting, flush what is pending, close every connection and the log."""
         if self._server is not None:
             self._server.close()
+        if self._metrics_server is not None:
+            self._metrics_server.close()
         if self.pending and self.fatal is None:
             self._flush_event.set()
             for _ in range(200):
@@ -427,17 +434,18 @@ class ZkServer:
                 self.pump()
 
     async def _purge_loop(self) -> None:
+        """Autopurge as DatadirCleanupManager schedules it: once at start, then every purgeInterval hours."""
         loop = asyncio.get_running_loop()
+        cfg = self.cfg
         while True:
-            await asyncio.sleep(self.cfg.autopurge_purge_interval * 3600)
-            removed = await loop.run_in_executor(
-                self._snap_exec,
-                purge,
-                self.cfg.data_dir,
-                self.cfg.log_dir,
-                self.cfg.autopurge_snap_retain_count,
-            )
-            log.info("autopurge removed %d files", len(removed))
+            try:
+                removed = await loop.run_in_executor(
+                    self._snap_exec, purge, cfg.data_dir, cfg.log_dir, cfg.autopurge_snap_retain_count
+                )
+                log.info("autopurge removed %d files", len(removed))
+            except Exception:
+                log.exception("autopurge failed")
+            await asyncio.sleep(cfg.autopurge_purge_interval * 3600)
 
     # ---------------------------------------------------------------- 4lw
 
