@@ -372,6 +372,8 @@ class Engine:
 
     def request(self, c: Client, frame: bytes | memoryview) -> None:
         """One request frame (without its length prefix) from an established session."""
+        if c.closed:  # closed by us (auth failure, expiry, moved session): ignore what was in flight
+            return
         self.packets_received += 1
         c.recved += 1
         r = Reader(frame)

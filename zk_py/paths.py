@@ -6,8 +6,9 @@ from .proto import Err, ZkError
 
 
 def _bad_char(c: str) -> bool:
+    """Upstream checks UTF-16 code units: characters beyond the BMP are surrogate pairs, which it rejects."""
     o = ord(c)
-    return o <= 0x1F or 0x7F <= o <= 0x9F or 0xD800 <= o <= 0xF8FF or 0xFFF0 <= o <= 0xFFFF
+    return o <= 0x1F or 0x7F <= o <= 0x9F or 0xD800 <= o <= 0xF8FF or o >= 0xFFF0
 
 
 def path_problem(path: str) -> str | None:

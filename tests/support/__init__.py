@@ -1,0 +1,1 @@
+"""Test support: real ZooKeeper server processes (servers.py) and Apache's zkCli (zkcli.py)."""
