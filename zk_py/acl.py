@@ -34,6 +34,29 @@ def authenticate(scheme: str, auth: bytes | None, remote_ip: str, super_digest: 
     raise ZkError(Err.AUTH_FAILED, f"unknown auth scheme {scheme!r}")
 
 
+def _java_string_hash(s: str) -> int:
+    h = 0
+    data = s.encode("utf-16-be")
+    for i in range(0, len(data), 2):
+        h = (31 * h + ((data[i] << 8) | data[i + 1])) & 0xFFFFFFFF
+    return h
+
+
+def java_set_order(ids: list[Id]) -> list[Id]:
+    """The iteration order of upstream's per-connection auth-id set (a ConcurrentHashMap key set).
+
+    whoAmI and the expansion of ``auth`` ACLs walk that set, so clients see this order; it is the
+    bucket order of a 16-slot table (insertion order within a bucket).
+    """
+
+    def bucket(i: Id) -> int:
+        h = (17 * 37 + _java_string_hash(i.scheme)) & 0xFFFFFFFF
+        h = (37 * h + _java_string_hash(i.id)) & 0xFFFFFFFF
+        return (h ^ (h >> 16)) & 15
+
+    return sorted(ids, key=bucket) if len(ids) <= 12 else list(ids)
+
+
 def _ip_matches(client: str, acl_id: str) -> bool:
     try:
         net = ipaddress.ip_network(acl_id, strict=False)
@@ -68,7 +91,7 @@ def fixup_acl(acls: list[ACL], auth_ids: list[Id]) -> list[ACL]:
         if scheme == "world" and ident == "anyone":
             out.append(a)
         elif scheme == "auth":
-            authed = [cid for cid in auth_ids if cid.scheme == "digest"]
+            authed = [cid for cid in java_set_order(auth_ids) if cid.scheme == "digest"]
             if not authed:
                 raise ZkError(Err.INVALID_ACL, "auth scheme without an authenticated id")
             out.extend(ACL(a.perms, cid) for cid in authed)
@@ -123,7 +146,7 @@ def redact_digests(acl: list[ACL]) -> list[ACL]:
 def client_infos(auth_ids: list[Id]) -> list[ClientInfo]:
     """whoAmI: one entry per id of a known scheme, user name without the digest."""
     out = []
-    for cid in auth_ids:
+    for cid in java_set_order(auth_ids):
         if cid.scheme == "digest":
             out.append(ClientInfo("digest", cid.id.split(":", 1)[0]))
         elif cid.scheme == "ip":

@@ -133,7 +133,9 @@ def ttl_owner(ttl: int) -> int:
     return TTL_OWNER_MASK | (ttl & MAX_TTL)
 
 
-Trigger = tuple[str, Event]
+# (path, event, ACL of the node the event is about): watchers without READ on it are not told
+# (upstream's fix for CVE-2024-23944, in Debian's 3.8.0 build).
+Trigger = tuple[str, Event, list[ACL]]
 
 
 @dataclass(slots=True)
@@ -189,7 +191,7 @@ class DataTree:
 
     def all_children_number(self, path: str) -> int:
         if path == "/":
-            return len(self.nodes)
+            return len(self.nodes) - 1
         prefix = path + "/"
         return sum(1 for p in self.nodes if p.startswith(prefix))
 
@@ -287,8 +289,8 @@ class DataTree:
         node = Node(data, _intern_acl(acl), zxid, time, owner)
         self.nodes[path] = node
         self._index(path, node)
-        triggers.append((path, Event.NODE_CREATED))
-        triggers.append((parent_path, Event.NODE_CHILDREN_CHANGED))
+        triggers.append((path, Event.NODE_CREATED, node.acl))
+        triggers.append((parent_path, Event.NODE_CHILDREN_CHANGED, parent.acl))
         return node
 
     def delete_node(self, path: str, zxid: int, triggers: list[Trigger]) -> None:
@@ -306,8 +308,8 @@ class DataTree:
         parent.children.pop(name, None)
         if zxid > parent.pzxid:
             parent.pzxid = zxid
-        triggers.append((path, Event.NODE_DELETED))
-        triggers.append((parent_path, Event.NODE_CHILDREN_CHANGED))
+        triggers.append((path, Event.NODE_DELETED, node.acl))
+        triggers.append((parent_path, Event.NODE_CHILDREN_CHANGED, parent.acl))
 
     def set_data(
         self, path: str, data: bytes | None, version: int, zxid: int, time: int, triggers: list[Trigger]
@@ -320,7 +322,7 @@ class DataTree:
         node.version = version
         node.mzxid = zxid
         node.mtime = time
-        triggers.append((path, Event.NODE_DATA_CHANGED))
+        triggers.append((path, Event.NODE_DATA_CHANGED, node.acl))
         return node
 
     def set_acl(self, path: str, acl: list[ACL], version: int) -> Node:

@@ -24,7 +24,7 @@ from typing import Any
 from . import acl as aclmod
 from .datatree import DataTree, Node, Result, Trigger, encode_record, sub_txn
 from .jute import JuteError, Reader, Writer
-from .paths import parent_of, validate_path
+from .paths import validate_path
 from .proto import (
     ACL,
     CONTAINER_EPHEMERAL_OWNER,
@@ -265,12 +265,12 @@ class Engine:
         c.last_resp = self.wall
 
     def _fire(self, triggers: list[Trigger]) -> None:
-        for path, event in triggers:
+        for path, event, acl in triggers:
             fired = self.watches.trigger(path, event)
             if fired:
                 frame = notification(event, path)
                 for w in fired:
-                    if isinstance(w, Client) and not w.closed:
+                    if isinstance(w, Client) and not w.closed and aclmod.has_perm(acl, Perm.READ, w.auth):
                         self._send(w, frame)
 
     def _log_txn(self, hdr: TxnHeader, txn: Any) -> None:
@@ -416,7 +416,7 @@ class Engine:
     # ---- reads
 
     def _node_for_read(self, c: Client, path: str, perm: int = Perm.READ) -> Node:
-        node = self.tree.nodes.get(path)
+        node = self.tree.nodes.get(path or "/")  # upstream stores the root under "" too
         if node is None:
             raise ZkError(Err.NO_NODE, path)
         if perm:
@@ -426,7 +426,7 @@ class Engine:
     def _exists(self, c: Client, xid: int, r: Reader) -> None:
         path = r.ustring()
         watch = r.bool()
-        node = self.tree.nodes.get(path)
+        node = self.tree.nodes.get(path or "/")
         if watch:
             self.watches.add_data(path, c)
         if node is None:
@@ -491,12 +491,14 @@ class Engine:
 
     def _remove_watches(self, c: Client, xid: int, r: Reader) -> None:
         req = WatchesRequest.read(r)
+        _check_watcher_type(req.type)
         if not self.watches.remove(req.path, c, req.type):
             raise ZkError(Err.NO_WATCHER, req.path)
         self._reply(c, xid, self.tree.last_zxid, 0)
 
     def _check_watches(self, c: Client, xid: int, r: Reader) -> None:
         req = WatchesRequest.read(r)
+        _check_watcher_type(req.type)
         if not self.watches.remove(req.path, c, req.type, dry_run=True):
             raise ZkError(Err.NO_WATCHER, req.path)
         self._reply(c, xid, self.tree.last_zxid, 0)
@@ -511,17 +513,12 @@ class Engine:
             if mh.done:
                 break
             path = r.ustring()
-            watch = r.bool() if mh.type in (Op.GET_CHILDREN, Op.GET_DATA) else False
+            r.bool()  # the watch flag: 3.8 drops it when it turns the op into a read request
             try:
                 if mh.type == Op.GET_CHILDREN:
-                    node = self._node_for_read(c, path)
-                    if watch:
-                        self.watches.add_child(path, c)
-                    body = _children_body(node.children)
+                    body = _children_body(self._node_for_read(c, path).children)
                 elif mh.type == Op.GET_DATA:
                     node = self._node_for_read(c, path)
-                    if watch:
-                        self.watches.add_data(path, c)
                     body = _buf(node.data) + node.stat_bytes()
                 else:
                     raise ZkError(Err.BAD_ARGUMENTS, f"op {mh.type} in multiRead")
@@ -624,11 +621,11 @@ class Engine:
         if op in (Op.CREATE, Op.CREATE2, Op.CREATE_CONTAINER, Op.CREATE_TTL):
             return self._prep_create(c, op, rec)
         if op == Op.DELETE:
-            path = rec.path
-            validate_path(path)
-            if path in _SPECIAL:
+            path = rec.path  # 3.8 checks only the last slash here, not the full path rules
+            slash = path.rfind("/")
+            if slash == -1 or "\0" in path or path in _SPECIAL:
                 raise ZkError(Err.BAD_ARGUMENTS, path)
-            parent = tree.nodes.get(parent_of(path))
+            parent = tree.nodes.get(path[:slash] or "/")
             if parent is None:
                 raise ZkError(Err.NO_NODE, path)
             aclmod.check_acl(parent.acl, Perm.DELETE, c.auth)
@@ -715,7 +712,8 @@ class Engine:
                     break
                 if mh.type not in _MULTI_OPS:
                     raise JuteError(f"invalid op {mh.type} in multi")
-                ops.append((mh.type, _decode_write(mh.type, r)))
+                rec = _decode_write(mh.type, r)
+                ops.append((_multi_create_op(mh.type, rec), rec))
         except JuteError as e:
             log.info("%s: malformed multi: %s", c.remote, e)
             hdr.type = Op.ERROR
@@ -764,7 +762,7 @@ class Engine:
         self._fire(triggers)
         w = Writer()
         for (op, _), body in zip(ops, bodies, strict=True):
-            MultiHeader(op, False, 0).write(w)
+            MultiHeader(Op.CREATE2 if op in (Op.CREATE_CONTAINER, Op.CREATE_TTL) else op, False, 0).write(w)
             w.buf += body
         MultiHeader(-1, True, -1).write(w)
         self._reply(c, hdr.cxid, hdr.zxid, 0, bytes(w.buf))
@@ -799,6 +797,28 @@ _SPECIAL = frozenset(("/", "/zookeeper", "/zookeeper/quota", "/zookeeper/config"
 _MULTI_OPS = frozenset(
     {Op.CREATE, Op.CREATE2, Op.CREATE_CONTAINER, Op.CREATE_TTL, Op.DELETE, Op.SET_DATA, Op.CHECK}
 )
+
+
+def _multi_create_op(op: int, rec: Any) -> int:
+    """Inside multi, 3.8 rebuilds every create from its flags (Op.create): create2 becomes create,
+    and the flags alone decide container or TTL."""
+    if op not in (Op.CREATE, Op.CREATE2, Op.CREATE_CONTAINER, Op.CREATE_TTL):
+        return op
+    try:
+        mode = CreateMode(rec.flags)
+    except ValueError:
+        return Op.CREATE  # upstream falls back to PERSISTENT here; prep then rejects the flags
+    if mode.ttl:
+        return Op.CREATE_TTL if op == Op.CREATE_TTL else Op.CREATE
+    if mode == CreateMode.CONTAINER:
+        return Op.CREATE_CONTAINER
+    return Op.CREATE
+
+
+def _check_watcher_type(t: int) -> None:
+    """3.8's WatcherType.fromInt knows 1..3; anything else fails as a marshalling error there."""
+    if t not in (1, 2, 3):
+        raise ZkError(Err.MARSHALLING_ERROR, f"watcher type {t}")
 
 
 def _seq(n: int) -> str:

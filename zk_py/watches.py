@@ -123,7 +123,10 @@ class WatchManager:
         self.child.remove_watcher(w)
 
     def remove(self, path: str, w: Watcher, watcher_type: int, *, dry_run: bool = False) -> bool:
-        """removeWatches/checkWatches: type 1 children, 2 data, 3 any, 4 persistent, 5 recursive."""
+        """removeWatches/checkWatches: type 1 children, 2 data, 3 any (3.8 knows no other types).
+
+        3.8 removes a watch whatever its mode; callers reject other types as upstream does.
+        """
         tables: list[tuple[_Table, int | None]]
         if watcher_type == 1:
             tables = [(self.child, None)]
@@ -131,14 +134,12 @@ class WatchManager:
             tables = [(self.data, None)]
         elif watcher_type == 3:
             tables = [(self.child, None), (self.data, None)]
-        elif watcher_type == 4:
-            tables = [(self.child, PERSISTENT), (self.data, PERSISTENT)]
-        elif watcher_type == 5:
-            tables = [(self.child, RECURSIVE), (self.data, RECURSIVE)]
         else:
             return False
         if dry_run:
-            return any(t.has(path, w, m) for t, m in tables)
+            # 3.8's WatchManager.containsWatcher answers whether *anyone* watches the path (it never
+            # looks the caller up); checkWatches clients see that, so zk_py answers the same.
+            return any(t.by_path.get(path) for t, _ in tables)
         found = False
         for t, m in tables:
             if t.remove(path, w, m):

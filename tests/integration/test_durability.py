@@ -55,7 +55,9 @@ def test_kill_9_under_concurrent_writes_loses_nothing_acknowledged(tmp_path: Pat
     try:
         acked: list[list[str]] = [[] for _ in range(4)]
         stop = threading.Event()
-        threads = [threading.Thread(target=_writer, args=(srv, i, acked[i], stop), daemon=True) for i in range(4)]
+        threads = [
+            threading.Thread(target=_writer, args=(srv, i, acked[i], stop), daemon=True) for i in range(4)
+        ]
         for t in threads:
             t.start()
         deadline = time.monotonic() + 30
@@ -74,7 +76,9 @@ def test_kill_9_under_concurrent_writes_loses_nothing_acknowledged(tmp_path: Pat
             for i, paths in enumerate(acked):
                 present = set(zk.get_children(f"/load/w{i}")) if paths else set()
                 missing = [p for p in paths if p.rsplit("/", 1)[1] not in present]
-                assert not missing, f"writer {i}: {len(missing)} acknowledged creates lost, e.g. {missing[:3]}"
+                assert not missing, (
+                    f"writer {i}: {len(missing)} acknowledged creates lost, e.g. {missing[:3]}"
+                )
             sample = acked[0][len(acked[0]) // 2]
             assert zk.get(sample)[0] == VALUE
         finally:
@@ -117,7 +121,9 @@ def test_torn_log_tail_is_dropped_and_the_server_goes_on(tmp_path: Path) -> None
             f.write(struct.pack("!qi", 12345, 500) + b"\x07" * 37)
         srv.restart()
         zk = _client(srv)
-        assert sorted(c for c in zk.get_children("/") if c.startswith("t")) == sorted(f"t{i}" for i in range(20))
+        assert sorted(c for c in zk.get_children("/") if c.startswith("t")) == sorted(
+            f"t{i}" for i in range(20)
+        )
         zk.create("/after", b"ok")  # appends after the torn tail work, and survive another crash
         zk.stop()
         zk.close()
