@@ -14,13 +14,35 @@ import socket
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from . import __version__
+from .config import ZkConfig
+from .engine import Client, Engine
 from .sessions import fmt_sid
 
-if TYPE_CHECKING:
-    from .server import Connection, ZkServer
+
+class ServerView(Protocol):
+    """What the four-letter words read of a running server (the server implements it)."""
+
+    cfg: ZkConfig
+    engine: Engine
+    min_latency: int
+    max_latency: int
+    total_latency: int
+    count_latency: int
+    durable: int
+    started_mono: int
+    last_snapshot_zxid: int
+
+    def clients(self) -> list[Client]: ...
+
+    def outstanding(self) -> int: ...
+
+    def pending_txns(self) -> int: ...
+
+    def reset_stats(self) -> None: ...
+
 
 VERSION = f"3.8.0-zk_py-{__version__}, built on 2026-11-24 00:00 UTC"
 COMMANDS = (
@@ -57,7 +79,7 @@ def _dir_size(d: Path) -> int:
     return total
 
 
-def _latency(srv: ZkServer) -> tuple[int, float, int]:
+def _latency(srv: ServerView) -> tuple[int, float, int]:
     n = srv.count_latency
     return srv.min_latency, (round(srv.total_latency / n, 4) if n else 0.0), srv.max_latency
 
@@ -66,32 +88,28 @@ def _fmt_avg(v: float) -> str:
     return repr(float(v)) if v != int(v) else f"{v:.1f}"
 
 
-def _server_lines(srv: ZkServer) -> list[str]:
+def _server_lines(srv: ServerView) -> list[str]:
     eng = srv.engine
     lo, avg, hi = _latency(srv)
     return [
         f"Latency min/avg/max: {lo}/{_fmt_avg(avg)}/{hi}",
         f"Received: {eng.packets_received}",
         f"Sent: {eng.packets_sent}",
-        f"Connections: {len(srv.conns)}",
-        f"Outstanding: {len(srv.release_q)}",
+        f"Connections: {len(srv.clients())}",
+        f"Outstanding: {srv.outstanding()}",
         f"Zxid: 0x{eng.tree.last_zxid:x}",
         "Mode: standalone",
         f"Node count: {eng.tree.node_count()}",
     ]
 
 
-def _conn_brief(c: Connection) -> str:
-    cl = c.client
-    assert cl is not None
+def _conn_brief(cl: Client) -> str:
     init = 1 if cl.session_id else 0
     return f" {cl.remote}[{init}](queued=0,recved={cl.recved},sent={cl.sent}"
 
 
-def _conn_line(c: Connection) -> str:
-    cl = c.client
-    assert cl is not None
-    s = _conn_brief(c)
+def _conn_line(cl: Client) -> str:
+    s = _conn_brief(cl)
     if not cl.session_id:
         return s + ")"
     avg = cl.total_latency // cl.count_latency if cl.count_latency else 0
@@ -103,9 +121,8 @@ def _conn_line(c: Connection) -> str:
     )
 
 
-def _sorted_conns(srv: ZkServer, me: Connection) -> list[Connection]:
-    conns = [c for c in srv.conns if c is not me]
-    conns.sort(key=lambda c: c.client.remote if c.client else "")
+def _sorted_conns(srv: ServerView, me: Client) -> list[Client]:
+    conns = sorted((c for c in srv.clients() if c is not me), key=lambda c: c.remote)
     return [me, *conns]
 
 
@@ -113,7 +130,7 @@ def _fmt_date(ms: int) -> str:
     return time.strftime("%a %b %d %H:%M:%S UTC %Y", time.gmtime(ms / 1000))
 
 
-def mntr_values(srv: ZkServer) -> list[tuple[str, Any]]:
+def mntr_values(srv: ServerView) -> list[tuple[str, Any]]:
     eng = srv.engine
     tree = eng.tree
     lo, avg, hi = _latency(srv)
@@ -126,9 +143,9 @@ def mntr_values(srv: ZkServer) -> list[tuple[str, Any]]:
         ("zk_version", VERSION),
         ("zk_server_state", "standalone"),
         ("zk_ephemerals_count", tree.ephemeral_count()),
-        ("zk_num_alive_connections", len(srv.conns)),
+        ("zk_num_alive_connections", len(srv.clients())),
         ("zk_avg_latency", avg),
-        ("zk_outstanding_requests", len(srv.release_q)),
+        ("zk_outstanding_requests", srv.outstanding()),
         ("zk_znode_count", tree.node_count()),
         ("zk_global_sessions", len(eng.tracker.sessions)),
         ("zk_non_mtls_remote_conn_count", 0),
@@ -145,12 +162,12 @@ def mntr_values(srv: ZkServer) -> list[tuple[str, Any]]:
         ("zk_max_latency", hi),
         ("zk_last_processed_zxid", tree.last_zxid),
         ("zk_durable_zxid", srv.durable),
-        ("zk_pending_txns", len(srv.pending)),
+        ("zk_pending_txns", srv.pending_txns()),
         ("zk_last_snapshot_zxid", srv.last_snapshot_zxid),
     ]
 
 
-def run(cmd: str, srv: ZkServer, me: Connection) -> str:
+def run(cmd: str, srv: ServerView, me: Client) -> str:
     """Output of one whitelisted four-letter word."""
     eng = srv.engine
     cfg = srv.cfg
@@ -209,9 +226,8 @@ def run(cmd: str, srv: ZkServer, me: Connection) -> str:
     if cmd == "dirs":
         return f"datadir_size: {_dir_size(cfg.data_dir)}\nlogdir_size: {_dir_size(cfg.log_dir)}\n"
     if cmd == "crst":
-        for c in srv.conns:
-            if c.client is not None:
-                c.client.reset_stats()
+        for c in srv.clients():
+            c.reset_stats()
         return "Connection stats reset.\n"
     if cmd == "srst":
         srv.reset_stats()
@@ -255,7 +271,7 @@ def _mem(key: str) -> int:
     return 0
 
 
-def _dump(srv: ZkServer) -> str:
+def _dump(srv: ServerView) -> str:
     eng = srv.engine
     buckets = eng.tracker.buckets
     now_wall = int(time.time() * 1000)
@@ -272,10 +288,8 @@ def _dump(srv: ZkServer) -> str:
         lines.append(f"{fmt_sid(sid)}:")
         lines.extend(f"\t{p}" for p in sorted(paths))
     lines.append("Connections dump:")
-    conns = sorted(srv.conns, key=lambda c: c.client.remote if c.client else "")
+    conns = sorted(srv.clients(), key=lambda c: c.remote)
     lines.append(f"Connections Sets (1)/({len(conns)}):")
     lines.append(f"{len(conns)} expire at {_fmt_date(now_wall)}:")
-    for c in conns:
-        if c.client is not None:
-            lines.append(f"\tip: {c.client.remote} sessionId: {fmt_sid(c.client.session_id)}")
+    lines.extend(f"\tip: {c.remote} sessionId: {fmt_sid(c.session_id)}" for c in conns)
     return "\n".join(lines) + "\n"

@@ -50,7 +50,9 @@ class Reader:
         return self.end - self.pos
 
     def _need(self, n: builtins.int) -> None:
-        if n < 0 or self.pos + n > self.end:
+        if n < 0:
+            raise JuteError(f"unreasonable length {n} at offset {self.pos}")
+        if self.pos + n > self.end:
             raise JuteError(
                 f"truncated record: need {n} bytes at offset {self.pos}, have {self.end - self.pos}"
             )
@@ -81,7 +83,7 @@ class Reader:
 
     def buffer(self) -> bytes | None:
         n = self.int()
-        if n < 0:
+        if n == -1:
             return None
         self._need(n)
         v = bytes(self.buf[self.pos : self.pos + n])
@@ -91,7 +93,7 @@ class Reader:
     def ustring(self) -> str:
         """A null string (length -1, as kazoo sends for empty ids) reads as ``""``."""
         n = self.int()
-        if n < 0:
+        if n == -1:
             return ""
         self._need(n)
         raw = bytes(self.buf[self.pos : self.pos + n])

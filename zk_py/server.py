@@ -452,7 +452,17 @@ class ZkServer:
     def four_letter(self, cmd: str, conn: Connection) -> str:
         if cmd not in self.cfg.four_letter_whitelist:
             return f"{cmd} is not executed because it is not in the whitelist.\n"
-        return fourlw.run(cmd, self, conn)
+        assert conn.client is not None
+        return fourlw.run(cmd, self, conn.client)
+
+    def clients(self) -> list[Client]:
+        return [c.client for c in self.conns if c.client is not None]
+
+    def outstanding(self) -> int:
+        return len(self.release_q)
+
+    def pending_txns(self) -> int:
+        return len(self.pending)
 
     def reset_stats(self) -> None:
         self.min_latency = self.max_latency = self.total_latency = self.count_latency = 0
