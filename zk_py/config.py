@@ -236,7 +236,7 @@ def parse(text: str, path: Path | None = None) -> ZkConfig:
                 bad = words - ALL_4LW
                 if bad:
                     raise ConfigError(f"{key}: unknown four-letter words {sorted(bad)}")
-                cfg.four_letter_whitelist = frozenset(words)
+                cfg.four_letter_whitelist = frozenset(words | {"srvr"})  # upstream always allows srvr
         elif key == "jute.maxbuffer":
             cfg.jute_maxbuffer = _int(key, value, 1)
         elif bare == "DigestAuthenticationProvider.superDigest":

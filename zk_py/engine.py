@@ -23,15 +23,13 @@ from typing import Any
 
 from . import acl as aclmod
 from .datatree import DataTree, Node, Result, Trigger, encode_record, sub_txn
-from .jute import JuteError, Reader, Writer
+from .jute import NULL_STRING, JuteError, Reader, Writer
 from .paths import validate_path
 from .proto import (
     ACL,
     CONTAINER_EPHEMERAL_OWNER,
-    XID_AUTH,
     XID_NOTIFICATION,
     XID_PING,
-    XID_SET_WATCHES,
     AddWatchRequest,
     AuthPacket,
     CheckVersionRequest,
@@ -385,13 +383,13 @@ class Engine:
             self.out.append((c, None))
             return
         self.tracker.touch(c.session_id, self.mono)
-        if xid == XID_PING:
+        if op == Op.PING:  # upstream dispatches on the opcode; a ping is always answered as xid -2
             c.last_op = "PING"
             self._reply(c, XID_PING, self.tree.last_zxid, 0)
             return
         c.last_op = OP_NAMES.get(op, "UNKN")
         c.last_cxid = xid
-        if xid == XID_AUTH or op == Op.AUTH:
+        if op == Op.AUTH:
             self._auth(c, xid, r)
             return
         try:
@@ -406,7 +404,10 @@ class Engine:
             elif op == Op.SASL:
                 self._reply(c, xid, self.tree.last_zxid, Err.AUTH_FAILED)
             else:
+                # UnimplementedRequestProcessor answers, then the connection is closed.
                 self._reply(c, xid, -1, Err.UNIMPLEMENTED)
+                self.drop(c)
+                self.out.append((c, None))
         except ZkError as e:
             self._reply(c, xid, self.tree.last_zxid, e.code)
         except JuteError as e:
@@ -424,7 +425,7 @@ class Engine:
         return node
 
     def _exists(self, c: Client, xid: int, r: Reader) -> None:
-        path = r.ustring()
+        path = _path(r)
         watch = r.bool()
         node = self.tree.nodes.get(path or "/")
         if watch:
@@ -435,7 +436,7 @@ class Engine:
             self._reply(c, xid, self.tree.last_zxid, 0, node.stat_bytes())
 
     def _get_data(self, c: Client, xid: int, r: Reader) -> None:
-        path = r.ustring()
+        path = _path(r)
         watch = r.bool()
         node = self._node_for_read(c, path)
         if watch:
@@ -443,7 +444,7 @@ class Engine:
         self._reply(c, xid, self.tree.last_zxid, 0, _buf(node.data) + node.stat_bytes())
 
     def _get_children(self, c: Client, xid: int, r: Reader) -> None:
-        path = r.ustring()
+        path = _path(r)
         watch = r.bool()
         node = self._node_for_read(c, path)
         if watch:
@@ -451,7 +452,7 @@ class Engine:
         self._reply(c, xid, self.tree.last_zxid, 0, _children_body(node.children))
 
     def _get_children2(self, c: Client, xid: int, r: Reader) -> None:
-        path = r.ustring()
+        path = _path(r)
         watch = r.bool()
         node = self._node_for_read(c, path)
         if watch:
@@ -459,7 +460,7 @@ class Engine:
         self._reply(c, xid, self.tree.last_zxid, 0, _children_body(node.children) + node.stat_bytes())
 
     def _get_acl(self, c: Client, xid: int, r: Reader) -> None:
-        path = r.ustring()
+        path = _path(r)
         node = self._node_for_read(c, path, Perm.READ | Perm.ADMIN)
         acl = node.acl if aclmod.has_perm(node.acl, Perm.ADMIN, c.auth) else aclmod.redact_digests(node.acl)
         w = Writer()
@@ -467,7 +468,7 @@ class Engine:
         self._reply(c, xid, self.tree.last_zxid, 0, bytes(w.buf) + node.stat_bytes())
 
     def _sync(self, c: Client, xid: int, r: Reader) -> None:
-        path = r.ustring()
+        path = _path(r)
         self._reply(c, xid, self.tree.last_zxid, 0, _ustr(path))
 
     def _get_ephemerals(self, c: Client, xid: int, r: Reader) -> None:
@@ -478,12 +479,14 @@ class Engine:
         self._reply(c, xid, self.tree.last_zxid, 0, _children_body(mine))
 
     def _get_all_children_number(self, c: Client, xid: int, r: Reader) -> None:
-        path = r.ustring()
+        path = _path(r)
         self._node_for_read(c, path)
         self._reply(c, xid, self.tree.last_zxid, 0, _INT.pack(self.tree.all_children_number(path)))
 
     def _add_watch(self, c: Client, xid: int, r: Reader) -> None:
         req = AddWatchRequest.read(r)
+        if req.path is NULL_STRING:
+            raise JuteError("null path")
         if req.mode not in (0, 1):
             raise ZkError(Err.BAD_ARGUMENTS, f"addWatch mode {req.mode}")
         self.watches.add_persistent(req.path, c, recursive=req.mode == 1)
@@ -491,6 +494,8 @@ class Engine:
 
     def _remove_watches(self, c: Client, xid: int, r: Reader) -> None:
         req = WatchesRequest.read(r)
+        if req.path is NULL_STRING:
+            raise JuteError("null path")
         _check_watcher_type(req.type)
         if not self.watches.remove(req.path, c, req.type):
             raise ZkError(Err.NO_WATCHER, req.path)
@@ -498,6 +503,8 @@ class Engine:
 
     def _check_watches(self, c: Client, xid: int, r: Reader) -> None:
         req = WatchesRequest.read(r)
+        if req.path is NULL_STRING:
+            raise JuteError("null path")
         _check_watcher_type(req.type)
         if not self.watches.remove(req.path, c, req.type, dry_run=True):
             raise ZkError(Err.NO_WATCHER, req.path)
@@ -512,7 +519,7 @@ class Engine:
             mh = MultiHeader.read(r)
             if mh.done:
                 break
-            path = r.ustring()
+            path = _path(r)
             r.bool()  # the watch flag: 3.8 drops it when it turns the op into a read request
             try:
                 if mh.type == Op.GET_CHILDREN:
@@ -565,23 +572,29 @@ class Engine:
             self.watches.add_persistent(path, c, recursive=False)
         for path in recursive:
             self.watches.add_persistent(path, c, recursive=True)
-        self._reply(c, XID_SET_WATCHES if xid == XID_SET_WATCHES else xid, self.tree.last_zxid, 0)
+        self._reply(c, xid, self.tree.last_zxid, 0)
 
     def _auth(self, c: Client, xid: int, r: Reader) -> None:
-        pkt = AuthPacket.read(r)
+        try:
+            pkt = AuthPacket.read(r)
+        except JuteError as e:  # upstream drops the connection without a reply
+            log.info("%s: malformed auth packet (%s); closing", c.remote, e)
+            self.drop(c)
+            self.out.append((c, None))
+            return
         try:
             ids = aclmod.authenticate(pkt.scheme, pkt.auth, c.remote_ip, self.cfg.super_digest)
         except ZkError:
             self.auth_failed += 1
             log.info("%s: authentication failed (scheme %r)", c.remote, pkt.scheme)
-            self._send(c, reply(XID_AUTH, 0, Err.AUTH_FAILED))
+            self._send(c, reply(xid, 0, Err.AUTH_FAILED))
             self.drop(c)
             self.out.append((c, None))
             return
         for i in ids:
             if i not in c.auth:
                 c.auth.append(i)
-        self._send(c, reply(XID_AUTH, 0, 0))
+        self._send(c, reply(xid, 0, 0))
 
     # ---- writes
 
@@ -617,6 +630,8 @@ class Engine:
 
     def _prep(self, c: Client, op: int, rec: Any) -> Any:
         """Validate a write against the tree and return its txn (raises ZkError)."""
+        if getattr(rec, "path", "") is NULL_STRING:  # upstream fails on the null with a marshalling error
+            raise ZkError(Err.MARSHALLING_ERROR, "null path")
         tree = self.tree
         if op in (Op.CREATE, Op.CREATE2, Op.CREATE_CONTAINER, Op.CREATE_TTL):
             return self._prep_create(c, op, rec)
@@ -813,6 +828,14 @@ def _multi_create_op(op: int, rec: Any) -> int:
     if mode == CreateMode.CONTAINER:
         return Op.CREATE_CONTAINER
     return Op.CREATE
+
+
+def _path(r: Reader) -> str:
+    """A request path; the jute null string is a marshalling error, as upstream's NPE makes it."""
+    path = r.ustring()
+    if path is NULL_STRING:
+        raise JuteError("null path")
+    return path
 
 
 def _check_watcher_type(t: int) -> None:

@@ -36,6 +36,17 @@ class Vector:
     elem: Any
 
 
+class _NullString(str):
+    """Type of :data:`NULL_STRING`."""
+
+    __slots__ = ()
+
+
+# The jute null string (length -1).  It equals "" because kazoo sends empty ids that way, yet stays
+# distinguishable (``is NULL_STRING``) where upstream fails on a null, such as a request path.
+NULL_STRING = _NullString()
+
+
 class Reader:
     """Cursor over one frame's payload."""
 
@@ -94,7 +105,7 @@ class Reader:
         """A null string (length -1, as kazoo sends for empty ids) reads as ``""``."""
         n = self.int()
         if n == -1:
-            return ""
+            return NULL_STRING
         self._need(n)
         raw = bytes(self.buf[self.pos : self.pos + n])
         self.pos += n
@@ -137,7 +148,7 @@ class Writer:
             self.buf += v
 
     def ustring(self, v: str | None) -> None:
-        if v is None:
+        if v is None or v is NULL_STRING:
             self.buf += b"\xff\xff\xff\xff"
         else:
             b = v.encode("utf-8")

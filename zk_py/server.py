@@ -238,6 +238,15 @@ class ZkServer:
         )
         self.engine = Engine(ecfg, tree, mono_ms())
         self.txnlog = TxnLog(cfg.log_dir, prealloc_bytes=cfg.prealloc_kb * 1024, force_sync=cfg.force_sync)
+        if self.txnlog.last_zxid() > tree.last_zxid:
+            # Replay stopped early (damage in an older log file): drop what it could not reach, so
+            # the log continues from the state clients will now see.
+            log.error(
+                "txn log holds records up to 0x%x but replay stopped at 0x%x; truncating the log there",
+                self.txnlog.last_zxid(),
+                tree.last_zxid,
+            )
+            self.txnlog.truncate_after(tree.last_zxid)
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(
             lambda: Connection(self),

@@ -267,9 +267,11 @@ def read_log(log_dir: Path, after_zxid: int = 0) -> Iterator[tuple[int, bytes]]:
             last = zxid
             if zxid > after_zxid:
                 yield zxid, rec
-        damaged = scan.damage is not None
-        if damaged:
+        if scan.damage is not None:
+            damaged = True
             log.warning("txn log %s", scan.describe_damage())
+        elif scan.count:
+            damaged = False  # an empty file in between proves nothing either way
 
 
 # ---------------------------------------------------------------------------------------------- writing
@@ -278,8 +280,8 @@ def read_log(log_dir: Path, after_zxid: int = 0) -> Iterator[tuple[int, bytes]]:
 class TxnLog:
     """The append side: group commits into preallocated files, rolled after each snapshot.
 
-    Not thread-safe for concurrent appends by design (the server calls it from one worker thread);
-    a lock still guards its state so that ``last_zxid`` may be read from anywhere.
+    The server calls it from one worker thread; a lock serialises calls anyway, and ``last_zxid`` is a
+    plain read that any thread may make.
     """
 
     def __init__(

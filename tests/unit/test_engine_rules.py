@@ -188,7 +188,7 @@ def test_config_parsing(tmp_path: Path) -> None:
         "DigestAuthenticationProvider.superDigest=super:abc\nserver.1=h1:2888:3888\nmystery=1\n"
     )
     assert cfg.min_timeout == 4000 and cfg.max_timeout == 40000
-    assert cfg.four_letter_whitelist == {"ruok", "mntr"}
+    assert cfg.four_letter_whitelist == {"ruok", "mntr", "srvr"}  # srvr is always allowed upstream
     assert cfg.super_digest == "super:abc"
     assert cfg.servers[1].host == "h1" and cfg.unknown == {"mystery": "1"}
     for bad, key in [
