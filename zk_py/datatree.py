@@ -9,8 +9,9 @@ so the tree can record an undo log and roll back.
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from .jute import Reader, Writer
@@ -77,13 +78,6 @@ class Node:
         self.version = self.cversion = self.aversion = 0
         self.owner = owner
         self.children: dict[str, None] = {}
-
-    def copy(self) -> Node:
-        n = Node.__new__(Node)
-        for s in Node.__slots__:
-            setattr(n, s, getattr(self, s))
-        n.children = dict(self.children)
-        return n
 
     def client_owner(self) -> int:
         """ephemeralOwner as clients see it: 0 for containers and TTL nodes."""
@@ -172,7 +166,7 @@ class DataTree:
         self.ttls: dict[str, None] = {}
         self.sessions: dict[int, int] = {}
         self.last_zxid = 0
-        self._undo: list[tuple[str, Node | None]] | None = None
+        self._undo: list[Callable[[], object]] | None = None
 
     # ---- queries ----
 
@@ -206,30 +200,40 @@ class DataTree:
             stack.extend(f"{base}/{c}" for c in reversed(node.children))
 
     # ---- undo (multi) ----
+    # Each change records the inverse of exactly what it did (never a copy of a children map), so a
+    # multi costs the same whatever the size of the directories it touches.
 
     def begin_undo(self) -> None:
         self._undo = []
 
-    def _save(self, path: str) -> None:
-        if self._undo is not None:
-            n = self.nodes.get(path)
-            self._undo.append((path, n.copy() if n is not None else None))
-
     def rollback(self) -> None:
         assert self._undo is not None
-        for path, old in reversed(self._undo):
-            cur = self.nodes.get(path)
-            if cur is not None:
-                self._unindex(path, cur)
-            if old is None:
-                self.nodes.pop(path, None)
-            else:
-                self.nodes[path] = old
-                self._index(path, old)
+        for undo in reversed(self._undo):
+            undo()
         self._undo = None
 
     def end_undo(self) -> None:
         self._undo = None
+
+    def _undo_create(self, path: str, parent: Node, name: str, cversion: int, pzxid: int) -> None:
+        node = self.nodes.pop(path)
+        self._unindex(path, node)
+        parent.children.pop(name, None)
+        parent.cversion, parent.pzxid = cversion, pzxid
+
+    def _undo_delete(self, path: str, node: Node, parent: Node, name: str, pzxid: int) -> None:
+        self.nodes[path] = node
+        self._index(path, node)
+        parent.children[name] = None
+        parent.pzxid = pzxid
+
+    @staticmethod
+    def _undo_acl(node: Node, acl: list[ACL], aversion: int) -> None:
+        node.acl, node.aversion = acl, aversion
+
+    @staticmethod
+    def _undo_set(node: Node, data: bytes | None, version: int, mzxid: int, mtime: int) -> None:
+        node.data, node.version, node.mzxid, node.mtime = data, version, mzxid, mtime
 
     # ---- indexes ----
 
@@ -278,8 +282,8 @@ class DataTree:
             raise ZkError(Err.NO_NODE, parent_path)
         if path in self.nodes:
             raise ZkError(Err.NODE_EXISTS, path)
-        self._save(parent_path)
-        self._save(path)
+        if self._undo is not None:
+            self._undo.append(partial(self._undo_create, path, parent, name, parent.cversion, parent.pzxid))
         parent.children[name] = None
         if parent_cversion == -1:
             parent_cversion = parent.cversion + 1
@@ -301,8 +305,8 @@ class DataTree:
         parent = self.nodes.get(parent_path)
         if parent is None:
             raise ZkError(Err.NO_NODE, parent_path)
-        self._save(parent_path)
-        self._save(path)
+        if self._undo is not None:
+            self._undo.append(partial(self._undo_delete, path, node, parent, name, parent.pzxid))
         del self.nodes[path]
         self._unindex(path, node)
         parent.children.pop(name, None)
@@ -317,7 +321,8 @@ class DataTree:
         node = self.nodes.get(path)
         if node is None:
             raise ZkError(Err.NO_NODE, path)
-        self._save(path)
+        if self._undo is not None:
+            self._undo.append(partial(self._undo_set, node, node.data, node.version, node.mzxid, node.mtime))
         node.data = data
         node.version = version
         node.mzxid = zxid
@@ -329,7 +334,8 @@ class DataTree:
         node = self.nodes.get(path)
         if node is None:
             raise ZkError(Err.NO_NODE, path)
-        self._save(path)
+        if self._undo is not None:
+            self._undo.append(partial(self._undo_acl, node, node.acl, node.aversion))
         node.acl = _intern_acl(acl)
         node.aversion = version
         return node
