@@ -24,7 +24,7 @@ from typing import Any
 from . import acl as aclmod
 from .datatree import DataTree, Node, Result, Trigger, encode_record, sub_txn
 from .jute import NULL_STRING, JuteError, Reader, Writer
-from .paths import validate_path
+from .prep import MULTI_OPS, decode_write, multi_create_op, prep_write
 from .proto import (
     ACL,
     CONTAINER_EPHEMERAL_OWNER,
@@ -32,19 +32,10 @@ from .proto import (
     XID_PING,
     AddWatchRequest,
     AuthPacket,
-    CheckVersionRequest,
-    CheckVersionTxn,
     CloseSessionTxn,
     ConnectRequest,
     ConnectResponse,
-    CreateContainerTxn,
-    CreateMode,
-    CreateRequest,
     CreateSessionTxn,
-    CreateTTLRequest,
-    CreateTTLTxn,
-    CreateTxn,
-    DeleteRequest,
     DeleteTxn,
     Err,
     ErrorTxn,
@@ -57,11 +48,6 @@ from .proto import (
     PathRequest,
     PathWatchRequest,
     Perm,
-    ReconfigRequest,
-    SetACLRequest,
-    SetACLTxn,
-    SetDataRequest,
-    SetDataTxn,
     SetWatches,
     SetWatches2,
     TxnHeader,
@@ -77,7 +63,6 @@ log = logging.getLogger("zk_py.engine")
 _REPLY = struct.Struct("!iiqi")  # frame length, xid, zxid, err
 _INT = struct.Struct("!i")
 _NOTIFY_HDR = struct.Struct("!iiqiii")  # len, xid -1, zxid -1, err 0, type, state
-TTL_MAX = 0xFFFFFFFFFF
 
 WRITE_OPS = frozenset(
     {
@@ -92,6 +77,8 @@ WRITE_OPS = frozenset(
         Op.MULTI,
         Op.RECONFIG,
         Op.CLOSE_SESSION,
+        Op.DELETE_CONTAINER,
+        Op.CREATE_SESSION,
     }
 )
 
@@ -308,15 +295,16 @@ class Engine:
             self._attach(c, sid, timeout)
             return
         sid = req.sessionId
+        old = self.by_session.get(sid)
+        if old is not None and old is not c:
+            # Upstream closes the session's current connection before it checks the password.
+            self.drop(old)
+            self.out.append((old, None))
         if (req.passwd or b"") != session_password(sid) or not self.tracker.alive(sid):
             log.info("session 0x%x from %s: expired or invalid password", sid & (2**64 - 1), c.remote)
             self._send(c, self._connect_response(c, 0, 0, b"\0" * 16))
             self.out.append((c, None))
             return
-        old = self.by_session.get(sid)
-        if old is not None and old is not c:
-            self.drop(old)
-            self.out.append((old, None))
         self.tracker.set_timeout(sid, timeout, self.mono)
         self._attach(c, sid, timeout)
 
@@ -401,8 +389,8 @@ class Engine:
                 handler(c, xid, r)
             elif op in (Op.SET_WATCHES, Op.SET_WATCHES2):
                 self._set_watches(c, xid, op, r)
-            elif op == Op.SASL:
-                self._reply(c, xid, self.tree.last_zxid, Err.AUTH_FAILED)
+            elif op == Op.SASL:  # no SASL configured: upstream answers OK with a null token
+                self._reply(c, xid, 0, 0, b"\xff\xff\xff\xff")
             else:
                 # UnimplementedRequestProcessor answers, then the connection is closed.
                 self._reply(c, xid, -1, Err.UNIMPLEMENTED)
@@ -427,6 +415,8 @@ class Engine:
     def _exists(self, c: Client, xid: int, r: Reader) -> None:
         path = _path(r)
         watch = r.bool()
+        if "\0" in path:
+            raise ZkError(Err.BAD_ARGUMENTS, "null character in path")
         node = self.tree.nodes.get(path or "/")
         if watch:
             self.watches.add_data(path, c)
@@ -612,7 +602,11 @@ class Engine:
             self._multi(c, hdr, r, triggers)
             return
         try:
-            rec = _decode_write(op, r)
+            if op == Op.DELETE_CONTAINER:  # the container reaper's op; upstream refuses it from clients
+                raise ZkError(Err.BAD_ARGUMENTS, "deleteContainer is internal")
+            if op == Op.CREATE_SESSION:  # only valid as the connect handshake
+                raise JuteError("createSession after the handshake")
+            rec = decode_write(op, r)
             txn = self._prep(c, op, rec)
         except JuteError:
             hdr.type = Op.ERROR
@@ -629,94 +623,15 @@ class Engine:
         self._reply(c, xid, zxid, 0, _write_body(op, res))
 
     def _prep(self, c: Client, op: int, rec: Any) -> Any:
-        """Validate a write against the tree and return its txn (raises ZkError)."""
-        if getattr(rec, "path", "") is NULL_STRING:  # upstream fails on the null with a marshalling error
-            raise ZkError(Err.MARSHALLING_ERROR, "null path")
-        tree = self.tree
-        if op in (Op.CREATE, Op.CREATE2, Op.CREATE_CONTAINER, Op.CREATE_TTL):
-            return self._prep_create(c, op, rec)
-        if op == Op.DELETE:
-            path = rec.path  # 3.8 checks only the last slash here, not the full path rules
-            slash = path.rfind("/")
-            if slash == -1 or "\0" in path or path in _SPECIAL:
-                raise ZkError(Err.BAD_ARGUMENTS, path)
-            parent = tree.nodes.get(path[:slash] or "/")
-            if parent is None:
-                raise ZkError(Err.NO_NODE, path)
-            aclmod.check_acl(parent.acl, Perm.DELETE, c.auth)
-            node = tree.nodes.get(path)
-            if node is None:
-                raise ZkError(Err.NO_NODE, path)
-            _check_version(node.version, rec.version)
-            if node.children:
-                raise ZkError(Err.NOT_EMPTY, path)
-            return DeleteTxn(path)
-        if op == Op.SET_DATA:
-            validate_path(rec.path)
-            node = tree.nodes.get(rec.path)
-            if node is None:
-                raise ZkError(Err.NO_NODE, rec.path)
-            aclmod.check_acl(node.acl, Perm.WRITE, c.auth)
-            return SetDataTxn(rec.path, rec.data, _check_version(node.version, rec.version))
-        if op == Op.SET_ACL:
-            validate_path(rec.path)
-            acl = aclmod.fixup_acl(rec.acl, c.auth)
-            node = tree.nodes.get(rec.path)
-            if node is None:
-                raise ZkError(Err.NO_NODE, rec.path)
-            aclmod.check_acl(node.acl, Perm.ADMIN, c.auth)
-            return SetACLTxn(rec.path, acl, _check_version(node.aversion, rec.version))
-        if op == Op.CHECK:
-            validate_path(rec.path)
-            node = tree.nodes.get(rec.path)
-            if node is None:
-                raise ZkError(Err.NO_NODE, rec.path)
-            aclmod.check_acl(node.acl, Perm.READ, c.auth)
-            return CheckVersionTxn(rec.path, _check_version(node.version, rec.version))
-        if op == Op.RECONFIG:
-            if not self.cfg.reconfig_enabled:
-                raise ZkError(Err.RECONFIG_DISABLED)
-            raise ZkError(Err.UNIMPLEMENTED, "reconfig is not supported on a standalone server")
-        raise ZkError(Err.UNIMPLEMENTED, f"op {op}")
-
-    def _prep_create(self, c: Client, op: int, rec: Any) -> Any:
-        try:
-            mode = CreateMode(rec.flags)
-        except ValueError:
-            raise ZkError(Err.BAD_ARGUMENTS, f"create flags {rec.flags}") from None
-        ttl = rec.ttl if op == Op.CREATE_TTL else -1
-        if mode.ttl and not self.cfg.extended_types:
-            raise ZkError(Err.UNIMPLEMENTED, "TTL nodes need extendedTypesEnabled=true")
-        if mode.ttl:
-            if ttl <= 0 or ttl > TTL_MAX:
-                raise ZkError(Err.BAD_ARGUMENTS, f"ttl {ttl}")
-        elif ttl >= 0:
-            raise ZkError(Err.BAD_ARGUMENTS, f"ttl {ttl} with mode {mode.name}")
-        if mode == CreateMode.CONTAINER and op != Op.CREATE_CONTAINER and op not in (Op.CREATE, Op.CREATE2):
-            raise ZkError(Err.BAD_ARGUMENTS, "container flag")
-        path = rec.path
-        slash = path.rfind("/")
-        if slash == -1 or "\0" in path:
-            raise ZkError(Err.BAD_ARGUMENTS, path)
-        acl = aclmod.fixup_acl(rec.acl, c.auth)
-        parent_path = path[:slash] or "/"
-        parent = self.tree.nodes.get(parent_path)
-        if parent is None:
-            raise ZkError(Err.NO_NODE, parent_path)
-        aclmod.check_acl(parent.acl, Perm.CREATE, c.auth)
-        if mode.sequential:
-            path = f"{path}{_seq(parent.cversion)}"
-        validate_path(path)
-        if path in self.tree.nodes:
-            raise ZkError(Err.NODE_EXISTS, path)
-        if parent.is_session_ephemeral:
-            raise ZkError(Err.NO_CHILDREN_FOR_EPHEMERALS, path)
-        new_cversion = parent.cversion + 1
-        if op == Op.CREATE_CONTAINER:
-            return CreateContainerTxn(path, rec.data, acl, new_cversion)
-        if op == Op.CREATE_TTL:
-            return CreateTTLTxn(path, rec.data, acl, new_cversion, ttl)
-        return CreateTxn(path, rec.data, acl, mode.ephemeral, new_cversion)
+        cfg = self.cfg
+        return prep_write(
+            self.tree,
+            c.auth,
+            op,
+            rec,
+            extended_types=cfg.extended_types,
+            reconfig_enabled=cfg.reconfig_enabled,
+        )
 
     def _multi(self, c: Client, hdr: TxnHeader, r: Reader, triggers: list[Trigger]) -> None:
         ops: list[tuple[int, Any]] = []
@@ -725,10 +640,10 @@ class Engine:
                 mh = MultiHeader.read(r)
                 if mh.done:
                     break
-                if mh.type not in _MULTI_OPS:
+                if mh.type not in MULTI_OPS:
                     raise JuteError(f"invalid op {mh.type} in multi")
-                rec = _decode_write(mh.type, r)
-                ops.append((_multi_create_op(mh.type, rec), rec))
+                rec = decode_write(mh.type, r)
+                ops.append((multi_create_op(mh.type, rec), rec))
         except JuteError as e:
             log.info("%s: malformed multi: %s", c.remote, e)
             hdr.type = Op.ERROR
@@ -760,13 +675,13 @@ class Engine:
                 + [int(failure)]
                 + [int(Err.RUNTIME_INCONSISTENCY)] * (len(ops) - failed_at - 1)
             )
-            txn_m = MultiTxn([sub_txn(Op.ERROR, ErrorTxn(e)) for e in errs])
+            txn_m = MultiTxn([sub_txn(Op.ERROR, ErrorTxn(code)) for code in errs])
             tree.last_zxid = max(tree.last_zxid, hdr.zxid)
             self._log_txn(hdr, txn_m)
             w = Writer()
-            for e in errs:
-                MultiHeader(-1, False, e).write(w)
-                w.int(e)
+            for code in errs:
+                MultiHeader(-1, False, code).write(w)
+                w.int(code)
             MultiHeader(-1, True, -1).write(w)
             self._reply(c, hdr.cxid, hdr.zxid, 0, bytes(w.buf))
             return
@@ -808,26 +723,6 @@ class Engine:
 
 
 _XID_OP = struct.Struct("!ii")
-_SPECIAL = frozenset(("/", "/zookeeper", "/zookeeper/quota", "/zookeeper/config"))
-_MULTI_OPS = frozenset(
-    {Op.CREATE, Op.CREATE2, Op.CREATE_CONTAINER, Op.CREATE_TTL, Op.DELETE, Op.SET_DATA, Op.CHECK}
-)
-
-
-def _multi_create_op(op: int, rec: Any) -> int:
-    """Inside multi, 3.8 rebuilds every create from its flags (Op.create): create2 becomes create,
-    and the flags alone decide container or TTL."""
-    if op not in (Op.CREATE, Op.CREATE2, Op.CREATE_CONTAINER, Op.CREATE_TTL):
-        return op
-    try:
-        mode = CreateMode(rec.flags)
-    except ValueError:
-        return Op.CREATE  # upstream falls back to PERSISTENT here; prep then rejects the flags
-    if mode.ttl:
-        return Op.CREATE_TTL if op == Op.CREATE_TTL else Op.CREATE
-    if mode == CreateMode.CONTAINER:
-        return Op.CREATE_CONTAINER
-    return Op.CREATE
 
 
 def _path(r: Reader) -> str:
@@ -842,34 +737,6 @@ def _check_watcher_type(t: int) -> None:
     """3.8's WatcherType.fromInt knows 1..3; anything else fails as a marshalling error there."""
     if t not in (1, 2, 3):
         raise ZkError(Err.MARSHALLING_ERROR, f"watcher type {t}")
-
-
-def _seq(n: int) -> str:
-    return f"{n:010d}" if n >= 0 else f"-{-n:09d}"
-
-
-def _check_version(current: int, expected: int) -> int:
-    if expected != -1 and expected != current:
-        raise ZkError(Err.BAD_VERSION)
-    return current + 1 if current < 0x7FFFFFFF else -0x80000000
-
-
-def _decode_write(op: int, r: Reader) -> Any:
-    if op in (Op.CREATE, Op.CREATE2, Op.CREATE_CONTAINER):
-        return CreateRequest.read(r)
-    if op == Op.CREATE_TTL:
-        return CreateTTLRequest.read(r)
-    if op == Op.DELETE:
-        return DeleteRequest.read(r)
-    if op == Op.SET_DATA:
-        return SetDataRequest.read(r)
-    if op == Op.SET_ACL:
-        return SetACLRequest.read(r)
-    if op == Op.CHECK:
-        return CheckVersionRequest.read(r)
-    if op == Op.RECONFIG:
-        return ReconfigRequest.read(r)
-    raise JuteError(f"not a write op: {op}")
 
 
 def _write_body(op: int, res: Result) -> bytes:

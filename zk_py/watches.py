@@ -139,7 +139,7 @@ class WatchManager:
         if dry_run:
             # 3.8's WatchManager.containsWatcher answers whether *anyone* watches the path (it never
             # looks the caller up); checkWatches clients see that, so zk_py answers the same.
-            return any(t.by_path.get(path) for t, _ in tables)
+            return bool(path) and any(t.by_path.get(path) for t, _ in tables)
         found = False
         for t, m in tables:
             if t.remove(path, w, m):

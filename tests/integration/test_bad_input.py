@@ -944,6 +944,17 @@ def test_half_open_silent_connections_do_not_block_service(zk_server: ZkServer, 
 # per-IP connection limit
 
 
+def _closed_without_reply(srv: ZkServer, payload: bytes) -> bool:
+    """The server closes a connection over the limit at once; under load that can even happen while
+    our connect() or send() is still in progress, which counts as the same outcome."""
+    try:
+        with Raw(srv) as conn:
+            conn.send(payload)
+            return conn.outcome().summary() == "[] closed"
+    except (BrokenPipeError, ConnectionResetError, ConnectionAbortedError):
+        return True
+
+
 @pytest.mark.parametrize("kind", KINDS)
 def test_max_client_cnxns_refuses_the_sixth(
     kind: str, start_server: Callable[[str, dict[str, str]], ZkServer]
@@ -959,12 +970,8 @@ def test_max_client_cnxns_refuses_the_sixth(
             r.handshake()
             hdr, _ = r.call(i + 1, proto.Op.EXISTS, ustr("/") + b"\x00")
             assert (hdr.xid, hdr.err) == (i + 1, 0)
-        with Raw(srv) as sixth:  # the kernel accepts; the server closes without a reply
-            sixth.send(frame(connect_payload()))
-            assert sixth.outcome().summary() == "[] closed"
-        with Raw(srv) as sixth_4lw:  # 4lw connections count too
-            sixth_4lw.send(b"ruok")
-            assert sixth_4lw.outcome().summary() == "[] closed"
+        assert _closed_without_reply(srv, frame(connect_payload()))
+        assert _closed_without_reply(srv, b"ruok")  # 4lw connections count too
         for i, r in enumerate(raws):  # the first five are untouched
             hdr, _ = r.call(100 + i, proto.Op.EXISTS, ustr("/") + b"\x00")
             assert (hdr.xid, hdr.err) == (100 + i, 0)

@@ -186,3 +186,64 @@ def test_sequence_counter_survives_deletes() -> None:
     assert node is not None and node.stat().cversion == 3
     _err, _, body, _ = kit.call(c, 6, Op.CREATE, CreateRequest("/p/q-", b"", OPEN_ACL_UNSAFE, 2))
     assert body.ustring() == "/p/q-0000000002"
+
+
+multi_ops = st.lists(
+    st.one_of(
+        st.tuples(st.just(Op.CREATE), st.sampled_from(PATHS), st.booleans()),
+        st.tuples(st.just(Op.DELETE), st.sampled_from(PATHS), st.sampled_from([-1, 0])),
+        st.tuples(st.just(Op.SET_DATA), st.sampled_from(PATHS), st.sampled_from([-1, 0, 1])),
+    ),
+    min_size=1,
+    max_size=6,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(setup=ops, multi=multi_ops)
+def test_multi_is_all_or_nothing(setup: list[tuple[object, ...]], multi: list[tuple[object, ...]]) -> None:
+    """A failed multi leaves every node (stats, data, children, indexes) exactly as before."""
+    from zk_py.jute import Writer
+    from zk_py.proto import MultiHeader
+
+    kit = Kit()
+    c = kit.session()
+    xid = 0
+    for op in setup:
+        xid += 1
+        if op[0] == "create":
+            kit.call(c, xid, Op.CREATE, CreateRequest(op[1], op[2], OPEN_ACL_UNSAFE, 2 if op[3] else 1))
+        elif op[0] == "delete":
+            kit.call(c, xid, Op.DELETE, DeleteRequest(op[1], op[2]))
+        else:
+            kit.call(c, xid, Op.SET_DATA, SetDataRequest(op[1], op[2], op[3]))
+    tree = kit.engine.tree
+    before = tree_view(tree)
+    eph_before = {k: dict(v) for k, v in tree.ephemerals.items()}
+    w = Writer()
+    for t, path, arg in multi:
+        MultiHeader(t, False, -1).write(w)
+        if t == Op.CREATE:
+            CreateRequest(path, b"m", OPEN_ACL_UNSAFE, 2 if arg else 0).write(w)
+        elif t == Op.DELETE:
+            DeleteRequest(path, arg).write(w)
+        else:
+            SetDataRequest(path, b"m", arg).write(w)
+    MultiHeader(-1, True, -1).write(w)
+
+    class Raw:
+        def to_bytes(self) -> bytes:
+            return w.getvalue()
+
+    err, _, body, _ = kit.call(c, xid + 1, Op.MULTI, Raw())
+    assert err == 0
+    first = MultiHeader.read(body)
+    if first.type == -1:  # failed: nothing changed
+        assert tree_view(tree) == before
+        assert {k: dict(v) for k, v in tree.ephemerals.items()} == eph_before
+    # either way the log replays to the live tree
+    replayed = DataTree()
+    for _, rec in kit.records:
+        hdr, txn = decode_record(rec)
+        replayed.apply(hdr, txn, [])
+    assert tree_view(replayed) == tree_view(tree)
