@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from . import __version__
-from .config import ZkConfig
+from .config import ALL_4LW, ZkConfig
 from .engine import Client, Engine
 from .sessions import fmt_sid
 
@@ -45,26 +45,7 @@ class ServerView(Protocol):
 
 
 VERSION = f"3.8.0-zk_py-{__version__}, built on 2026-11-24 00:00 UTC"
-COMMANDS = (
-    "conf",
-    "cons",
-    "crst",
-    "dump",
-    "envi",
-    "ruok",
-    "srst",
-    "srvr",
-    "stat",
-    "wchs",
-    "wchc",
-    "wchp",
-    "dirs",
-    "mntr",
-    "isro",
-    "hash",
-    "gtmk",
-    "stmk",
-)
+COMMANDS = tuple(sorted(ALL_4LW))
 TRACE_MASK = 306
 
 

@@ -25,7 +25,7 @@ import zlib
 from pathlib import Path
 
 from .proto import FileHeader
-from .txnlog import fsync_dir, log_files, version_dir
+from .txnlog import fsync_dir, log_files, numbered_files, version_dir
 
 log = logging.getLogger("zk_py.snapfiles")
 
@@ -52,18 +52,7 @@ class SnapshotError(Exception):
 
 def snapshot_files(data_dir: Path) -> list[tuple[int, Path]]:
     """The snapshot files of ``data_dir`` as (zxid, path), oldest first (valid or not)."""
-    d = version_dir(data_dir)
-    try:
-        names = os.listdir(d)
-    except FileNotFoundError:
-        return []
-    out = []
-    for name in names:
-        m = _SNAP_NAME.fullmatch(name)
-        if m:
-            out.append((int(m.group(1), 16), d / name))
-    out.sort()
-    return out
+    return numbered_files(version_dir(data_dir), _SNAP_NAME)
 
 
 def write_snapshot(data_dir: Path, zxid: int, payload: bytes) -> Path:

@@ -98,20 +98,24 @@ def _allocate(fd: int, offset: int, length: int) -> None:
         os.ftruncate(fd, offset + length)
 
 
-def log_files(log_dir: Path) -> list[tuple[int, Path]]:
-    """The log files of ``log_dir`` (the dataLogDir) as (first zxid, path), oldest first."""
-    d = version_dir(log_dir)
+def numbered_files(d: Path, pattern: re.Pattern[str]) -> list[tuple[int, Path]]:
+    """Files of ``d`` named ``<prefix>.<hex zxid>`` as (zxid, path), oldest first."""
     try:
         names = os.listdir(d)
     except FileNotFoundError:
         return []
     out = []
     for name in names:
-        m = _LOG_NAME.fullmatch(name)
+        m = pattern.fullmatch(name)
         if m:
             out.append((int(m.group(1), 16), d / name))
     out.sort()
     return out
+
+
+def log_files(log_dir: Path) -> list[tuple[int, Path]]:
+    """The log files of ``log_dir`` (the dataLogDir) as (first zxid, path), oldest first."""
+    return numbered_files(version_dir(log_dir), _LOG_NAME)
 
 
 def _follows(last: int, first: int) -> bool:

@@ -13,8 +13,7 @@ import socket
 import struct
 import threading
 import uuid
-from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pytest
 from kazoo.client import KazooClient, KazooState
@@ -37,37 +36,9 @@ from kazoo.security import ACL, OPEN_ACL_UNSAFE, Id, Permissions, make_acl, make
 if TYPE_CHECKING:
     from tests.support.servers import ZkServer
 
-WAIT = 20.0  # upper bound for any single expected event; never a performance claim
-ClientFactory = Callable[..., KazooClient]
-
+from tests.support.clients import WAIT, ClientFactory
 
 # --------------------------------------------------------------------------- fixtures and helpers
-
-
-@pytest.fixture
-def make_client(zk_server: ZkServer) -> Iterator[ClientFactory]:
-    """Start kazoo clients on the server under test and always stop them afterwards."""
-    made: list[KazooClient] = []
-
-    def make(**kw: Any) -> KazooClient:
-        kw.setdefault("timeout", 10.0)
-        zk = KazooClient(hosts=zk_server.hosts, **kw)
-        made.append(zk)
-        zk.start(timeout=WAIT)
-        return zk
-
-    yield make
-    for zk in made:
-        try:
-            zk.stop()
-            zk.close()
-        except Exception:
-            pass
-
-
-@pytest.fixture
-def zk(make_client: ClientFactory) -> KazooClient:
-    return make_client()
 
 
 @pytest.fixture

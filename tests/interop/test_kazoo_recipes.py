@@ -11,7 +11,7 @@ import queue
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -27,36 +27,9 @@ from kazoo.recipe.queue import LockingQueue, Queue
 from kazoo.recipe.watchers import ChildrenWatch, DataWatch
 
 if TYPE_CHECKING:
-    from tests.support.servers import ZkServer
+    pass
 
-WAIT = 20.0  # upper bound for any single expected step; never a performance claim
-ClientFactory = Callable[..., KazooClient]
-
-
-@pytest.fixture
-def make_client(zk_server: ZkServer) -> Iterator[ClientFactory]:
-    """Start kazoo clients on the server under test and always stop them afterwards."""
-    made: list[KazooClient] = []
-
-    def make(**kw: Any) -> KazooClient:
-        kw.setdefault("timeout", 10.0)
-        zk = KazooClient(hosts=zk_server.hosts, **kw)
-        made.append(zk)
-        zk.start(timeout=WAIT)
-        return zk
-
-    yield make
-    for zk in made:
-        try:
-            zk.stop()
-            zk.close()
-        except Exception:
-            pass
-
-
-@pytest.fixture
-def zk(make_client: ClientFactory) -> KazooClient:
-    return make_client()
+from tests.support.clients import WAIT, ClientFactory
 
 
 @pytest.fixture

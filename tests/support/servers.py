@@ -22,6 +22,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Self
 
+from paasctl.fourlw import send_command
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 HOST = "127.0.0.1"
 KINDS = ("zk_py", "apache")
@@ -287,20 +289,7 @@ class ZkServer:
         """Send a four-letter word and return everything the server writes back before closing."""
         if len(cmd) != 4:
             raise ValueError(f"four-letter words are 4 characters, got {cmd!r}")
-        chunks: list[bytes] = []
-        deadline = time.monotonic() + timeout
-        with socket.create_connection((self.host, self.port), timeout=timeout) as s:
-            s.sendall(cmd.encode("ascii"))
-            while True:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise TimeoutError(f"{cmd} on {self.hosts}: no EOF within {timeout}s")
-                s.settimeout(remaining)
-                chunk = s.recv(65536)
-                if not chunk:
-                    break
-                chunks.append(chunk)
-        return b"".join(chunks).decode("utf-8", errors="replace")
+        return send_command(self.host, self.port, cmd, timeout)
 
     def log_tail(self, lines: int = 60) -> str:
         """The last ``lines`` lines of the server's log, for failure messages."""
