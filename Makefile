@@ -15,7 +15,7 @@ unit: setup
 
 lint: setup
 	.venv/bin/ruff check .
-	.venv/bin/ruff format --check zk_py/jute.py zk_py/proto.py
+	.venv/bin/ruff format --check .
 	.venv/bin/mypy
 
 bench: setup

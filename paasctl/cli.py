@@ -58,12 +58,19 @@ def add_global_options(parser: argparse.ArgumentParser, with_defaults: bool) -> 
     def default(value: Any) -> Any:
         return value if with_defaults else argparse.SUPPRESS
 
-    parser.add_argument("--json", action="store_true", default=default(False),
-                        help="machine-readable JSON output on stdout")
-    parser.add_argument("--timeout", metavar="SECONDS", type=_timeout, default=default(DEFAULT_TIMEOUT),
-                        help=f"connect timeout, at most {MAX_TIMEOUT:g} (default: {DEFAULT_TIMEOUT:g})")
-    parser.add_argument("--verbose", action="store_true", default=default(False),
-                        help="log client library details to stderr")
+    parser.add_argument(
+        "--json", action="store_true", default=default(False), help="machine-readable JSON output on stdout"
+    )
+    parser.add_argument(
+        "--timeout",
+        metavar="SECONDS",
+        type=_timeout,
+        default=default(DEFAULT_TIMEOUT),
+        help=f"connect timeout, at most {MAX_TIMEOUT:g} (default: {DEFAULT_TIMEOUT:g})",
+    )
+    parser.add_argument(
+        "--verbose", action="store_true", default=default(False), help="log client library details to stderr"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -123,8 +130,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = build_parser().parse_args(args_list)
         as_json = bool(args.json)
         if getattr(args, "raw", False) and as_json:
-            raise CliError("--raw cannot be combined with --json (see 'paasctl zk get --help')",
-                           EXIT_USAGE, "usage")
+            raise CliError(
+                "--raw cannot be combined with --json (see 'paasctl zk get --help')", EXIT_USAGE, "usage"
+            )
         outcome: Outcome = args.handler(args)
         _emit(outcome, as_json)
         return outcome.code

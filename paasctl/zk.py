@@ -77,8 +77,9 @@ class ZkSession:
         """Map a kazoo exception to the message an operator should read."""
         if isinstance(exc, kx.NoNodeError):
             if op == "create":
-                return CliError(f"{path}: parent node does not exist (use --parents)", kind="no_node",
-                                path=path)
+                return CliError(
+                    f"{path}: parent node does not exist (use --parents)", kind="no_node", path=path
+                )
             return CliError(f"{path}: no such node", kind="no_node", path=path)
         if isinstance(exc, kx.NodeExistsError):
             return CliError(f"{path}: node already exists", kind="node_exists", path=path)
@@ -92,24 +93,32 @@ class ZkSession:
         if isinstance(exc, kx.AuthFailedError):
             return CliError("authentication failed (check --auth)", kind="auth_failed")
         if isinstance(exc, kx.NoChildrenForEphemeralsError):
-            return CliError(f"{path}: parent is ephemeral and cannot have children", kind="ephemeral_parent",
-                            path=path)
+            return CliError(
+                f"{path}: parent is ephemeral and cannot have children", kind="ephemeral_parent", path=path
+            )
         if isinstance(exc, kx.InvalidACLError):
             return CliError(f"{path}: invalid ACL", kind="invalid_acl", path=path)
         if isinstance(exc, kx.BadArgumentsError):
             return CliError(f"{path}: bad arguments (rejected by server)", kind="bad_arguments", path=path)
         if isinstance(exc, kx.UnimplementedError):
-            return CliError(f"{path}: operation not supported by this server", kind="unimplemented",
-                            path=path)
+            return CliError(
+                f"{path}: operation not supported by this server", kind="unimplemented", path=path
+            )
         if isinstance(exc, KazooTimeoutError):
-            return CliError(f"{path}: no reply from {self.hosts} within {OP_TIMEOUT:g}s", EXIT_CONNECTION,
-                            "connection", path=path)
+            return CliError(
+                f"{path}: no reply from {self.hosts} within {OP_TIMEOUT:g}s",
+                EXIT_CONNECTION,
+                "connection",
+                path=path,
+            )
         if isinstance(exc, kx.SessionExpiredError):
-            return CliError(f"{path}: session to {self.hosts} expired", EXIT_CONNECTION, "connection",
-                            path=path)
+            return CliError(
+                f"{path}: session to {self.hosts} expired", EXIT_CONNECTION, "connection", path=path
+            )
         if isinstance(exc, (kx.ConnectionLoss, kx.ConnectionClosedError)):
-            return CliError(f"{path}: connection to {self.hosts} lost", EXIT_CONNECTION, "connection",
-                            path=path)
+            return CliError(
+                f"{path}: connection to {self.hosts} lost", EXIT_CONNECTION, "connection", path=path
+            )
         name = type(exc).__name__.removesuffix("Error") or "error"
         return CliError(f"{path}: {name}: {exc}".rstrip(": "), EXIT_FAILED, "failed", path=path)
 
@@ -163,8 +172,12 @@ def open_session(args: argparse.Namespace) -> Iterator[ZkSession]:
         client.start_async().wait(timeout=args.timeout)
         connected = client.connected
         if not connected:
-            raise CliError(f"cannot connect to {hosts} within {args.timeout:g}s", EXIT_CONNECTION,
-                           "connection", hosts=hosts)
+            raise CliError(
+                f"cannot connect to {hosts} within {args.timeout:g}s",
+                EXIT_CONNECTION,
+                "connection",
+                hosts=hosts,
+            )
         yield ZkSession(client, hosts, bool(auth))
     finally:
         _shutdown(client, CLOSE_WAIT if connected else 0.2)
@@ -283,10 +296,16 @@ def _bad_version(zk: ZkSession, path: str, expected: int) -> CliError:
     except Exception:
         st = None
     if st is None:
-        return CliError(f"{path}: bad version (expected {expected})", kind="bad_version", path=path,
-                        expected=expected)
-    return CliError(f"{path}: bad version (expected {expected}, node is at version {st.version})",
-                    kind="bad_version", path=path, expected=expected, actual=st.version)
+        return CliError(
+            f"{path}: bad version (expected {expected})", kind="bad_version", path=path, expected=expected
+        )
+    return CliError(
+        f"{path}: bad version (expected {expected}, node is at version {st.version})",
+        kind="bad_version",
+        path=path,
+        expected=expected,
+        actual=st.version,
+    )
 
 
 def cmd_set(zk: ZkSession, args: argparse.Namespace) -> Outcome:
@@ -316,8 +335,9 @@ def cmd_create(zk: ZkSession, args: argparse.Namespace) -> Outcome:
         created = client.unchroot(created_raw)
     else:
         created = zk.wait(
-            client.create_async(path, data, ephemeral=args.ephemeral, sequence=args.sequential,
-                                makepath=args.parents),
+            client.create_async(
+                path, data, ephemeral=args.ephemeral, sequence=args.sequential, makepath=args.parents
+            ),
             path,
             "create",
         )
@@ -419,16 +439,21 @@ def add_options(parser: argparse.ArgumentParser, with_defaults: bool) -> None:
     )
 
 
-def register(groups: Any, common: argparse.ArgumentParser, formatter: type[argparse.HelpFormatter],
-             epilog: str) -> None:
+def register(
+    groups: Any, common: argparse.ArgumentParser, formatter: type[argparse.HelpFormatter], epilog: str
+) -> None:
     """Add ``zk`` and its subcommands; ``common`` carries the global options for every leaf."""
     leaf_opts = argparse.ArgumentParser(add_help=False)
     add_options(leaf_opts, with_defaults=False)
     parents = [common, leaf_opts]
     kw: dict[str, Any] = {"parents": parents, "formatter_class": formatter, "epilog": epilog}
 
-    zk = groups.add_parser("zk", help="ZooKeeper znodes and server status", description=(
-        "Read and change znodes on any ZooKeeper (zk_py or Apache) and check server health."), **kw)
+    zk = groups.add_parser(
+        "zk",
+        help="ZooKeeper znodes and server status",
+        description=("Read and change znodes on any ZooKeeper (zk_py or Apache) and check server health."),
+        **kw,
+    )
     sub = zk.add_subparsers(dest="zk_command", metavar="COMMAND", required=True)
 
     p = sub.add_parser("ls", help="list children", description="List the children of a znode (sorted).", **kw)
@@ -436,9 +461,15 @@ def register(groups: Any, common: argparse.ArgumentParser, formatter: type[argpa
     p.add_argument("-R", "--recursive", action="store_true", help="list all descendants as full paths")
     p.set_defaults(handler=with_session(cmd_ls))
 
-    p = sub.add_parser("get", help="print data", description=(
-        "Print a znode's data: as UTF-8 text when it is printable UTF-8, otherwise as base64:<...> "
-        '(--json says which in "encoding").'), **kw)
+    p = sub.add_parser(
+        "get",
+        help="print data",
+        description=(
+            "Print a znode's data: as UTF-8 text when it is printable UTF-8, otherwise as base64:<...> "
+            '(--json says which in "encoding").'
+        ),
+        **kw,
+    )
     p.add_argument("path", metavar="PATH")
     p.add_argument("-s", "--stat", action="store_true", help="also print the node's stat")
     p.add_argument("--raw", action="store_true", help="write the data bytes exactly as stored, nothing else")
@@ -447,41 +478,73 @@ def register(groups: Any, common: argparse.ArgumentParser, formatter: type[argpa
     p = sub.add_parser("set", help="replace data", description="Replace a znode's data.", **kw)
     p.add_argument("path", metavar="PATH")
     p.add_argument("data", metavar="DATA", help="new data, or - to read it from stdin")
-    p.add_argument("-v", "--version", type=_version, default=-1,
-                   help="only if the node is at this data version (default -1: any)")
+    p.add_argument(
+        "-v",
+        "--version",
+        type=_version,
+        default=-1,
+        help="only if the node is at this data version (default -1: any)",
+    )
     p.set_defaults(handler=with_session(cmd_set))
 
-    p = sub.add_parser("create", help="create a node", description=(
-        "Create a znode and print its path (the real one, for --sequential). An --ephemeral node lives "
-        "only as long as this command's session, i.e. it is gone when paasctl exits."), **kw)
+    p = sub.add_parser(
+        "create",
+        help="create a node",
+        description=(
+            "Create a znode and print its path (the real one, for --sequential). An --ephemeral node lives "
+            "only as long as this command's session, i.e. it is gone when paasctl exits."
+        ),
+        **kw,
+    )
     p.add_argument("path", metavar="PATH")
     p.add_argument("data", metavar="DATA", nargs="?", help="initial data (default empty), or - for stdin")
     p.add_argument("-e", "--ephemeral", action="store_true", help="ephemeral node")
     p.add_argument("-s", "--sequential", action="store_true", help="append a sequence number to the name")
-    p.add_argument("-c", "--container", action="store_true",
-                   help="container node (the server removes it once its last child is gone)")
+    p.add_argument(
+        "-c",
+        "--container",
+        action="store_true",
+        help="container node (the server removes it once its last child is gone)",
+    )
     p.add_argument("-p", "--parents", action="store_true", help="create missing parent nodes (empty data)")
     p.set_defaults(handler=with_session(cmd_create))
 
     p = sub.add_parser("delete", help="delete a node", description="Delete a znode.", **kw)
     p.add_argument("path", metavar="PATH")
     p.add_argument("-r", "-R", "--recursive", action="store_true", help="delete the node and all descendants")
-    p.add_argument("-v", "--version", type=_version, default=-1,
-                   help="only if the node is at this data version (default -1: any)")
+    p.add_argument(
+        "-v",
+        "--version",
+        type=_version,
+        default=-1,
+        help="only if the node is at this data version (default -1: any)",
+    )
     p.set_defaults(handler=with_session(cmd_delete))
 
     p = sub.add_parser("stat", help="print node metadata", description="Print a znode's stat.", **kw)
     p.add_argument("path", metavar="PATH")
     p.set_defaults(handler=with_session(cmd_stat))
 
-    p = sub.add_parser("tree", help="print a subtree", description="Print a subtree as an indented tree.",
-                       **kw)
+    p = sub.add_parser(
+        "tree", help="print a subtree", description="Print a subtree as an indented tree.", **kw
+    )
     p.add_argument("path", metavar="PATH", nargs="?", default="/")
-    p.add_argument("-d", "--depth", type=_depth, default=None,
-                   help="levels below PATH to show (nodes cut off show '+N not shown')")
+    p.add_argument(
+        "-d",
+        "--depth",
+        type=_depth,
+        default=None,
+        help="levels below PATH to show (nodes cut off show '+N not shown')",
+    )
     p.set_defaults(handler=with_session(cmd_tree))
 
-    p = sub.add_parser("status", help="health of every server in --zk", description=(
-        "Ask every server of --zk 'ruok' and 'srvr' (four-letter words) and show mode, zxid, node count, "
-        "latency and connections. Exit status 4 if any server is down or not serving."), **kw)
+    p = sub.add_parser(
+        "status",
+        help="health of every server in --zk",
+        description=(
+            "Ask every server of --zk 'ruok' and 'srvr' (four-letter words) and show mode, zxid, node count, "
+            "latency and connections. Exit status 4 if any server is down or not serving."
+        ),
+        **kw,
+    )
     p.set_defaults(handler=cmd_status)

@@ -42,13 +42,7 @@ _U64 = (1 << 64) - 1
 def _bad_char(c: str) -> bool:
     """Characters ZooKeeper's PathUtils rejects in a path (controls, surrogates, private use, specials)."""
     o = ord(c)
-    return (
-        o == 0
-        or 0x01 <= o <= 0x1F
-        or 0x7F <= o <= 0x9F
-        or 0xD800 <= o <= 0xF8FF
-        or 0xFFF0 <= o <= 0xFFFF
-    )
+    return o == 0 or 0x01 <= o <= 0x1F or 0x7F <= o <= 0x9F or 0xD800 <= o <= 0xF8FF or 0xFFF0 <= o <= 0xFFFF
 
 
 def validate_path(path: str, sequential: bool = False) -> str:
@@ -214,8 +208,13 @@ def format_stat(stat: Any) -> str:
             shown = format_time_ms(v)
         else:
             shown = str(v)
-        label = {"version": "dataVersion", "aversion": "aclVersion", "czxid": "cZxid", "mzxid": "mZxid",
-                 "pzxid": "pZxid"}.get(name, name)
+        label = {
+            "version": "dataVersion",
+            "aversion": "aclVersion",
+            "czxid": "cZxid",
+            "mzxid": "mZxid",
+            "pzxid": "pZxid",
+        }.get(name, name)
         lines.append(f"{label} = {shown}")
     return "\n".join(lines)
 
@@ -339,15 +338,31 @@ class ServerStatus:
             "ruok": self.ruok,
             "error": self.error,
         }
-        for key in ("mode", "zxid", "node_count", "latency_min", "latency_avg", "latency_max", "connections",
-                    "outstanding", "received", "sent", "version"):
+        for key in (
+            "mode",
+            "zxid",
+            "node_count",
+            "latency_min",
+            "latency_avg",
+            "latency_max",
+            "connections",
+            "outstanding",
+            "received",
+            "sent",
+            "version",
+        ):
             d[key] = self.srvr.get(key)
         d["zxid_hex"] = hex64(d["zxid"]) if d["zxid"] is not None else None
         return d
 
 
-def judge(address: str, ruok_reply: str | None, ruok_error: str | None, srvr_reply: str | None,
-          srvr_error: str | None) -> ServerStatus:
+def judge(
+    address: str,
+    ruok_reply: str | None,
+    ruok_error: str | None,
+    srvr_reply: str | None,
+    srvr_error: str | None,
+) -> ServerStatus:
     """Combine the ``ruok`` and ``srvr`` answers (or socket errors) of one server into a verdict."""
     st = ServerStatus(address)
     if ruok_reply is not None:
@@ -378,9 +393,7 @@ def format_status(rows: Iterable[ServerStatus]) -> str:
     table: list[tuple[str, ...]] = [header]
     for r in rows:
         s = r.srvr
-        latency = (
-            f"{s['latency_min']}/{s['latency_avg']}/{s['latency_max']}" if "latency_avg" in s else "-"
-        )
+        latency = f"{s['latency_min']}/{s['latency_avg']}/{s['latency_max']}" if "latency_avg" in s else "-"
         table.append(
             (
                 r.address,

@@ -53,8 +53,9 @@ CLI_TIMEOUT = 120  # seconds a single paasctl run may take before the test gives
 LIVE_TIMEOUT = "30"  # paasctl --timeout against a live server
 
 
-def paasctl(*args: str, stdin: bytes | None = None, env: dict[str, str] | None = None
-            ) -> subprocess.CompletedProcess[bytes]:
+def paasctl(
+    *args: str, stdin: bytes | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[bytes]:
     """Run ``python -m paasctl`` with the repo on the path; bytes in, bytes out.
 
     PAASCTL_ZK from the caller's environment is dropped so it cannot redirect a test.
@@ -170,9 +171,7 @@ def test_ls_recursive_and_tree(cli: Cli, base: str) -> None:
     assert cli.ok("ls", "-R", base).splitlines() == expected
     assert cli.json("ls", "-R", base)["paths"] == expected
 
-    assert cli.ok("tree", base) == (
-        f"{base}\n├── a\n│   └── y\n│       └── z\n├── b\n│   └── x\n└── c\n"
-    )
+    assert cli.ok("tree", base) == (f"{base}\n├── a\n│   └── y\n│       └── z\n├── b\n│   └── x\n└── c\n")
     assert cli.ok("tree", base, "--depth", "1") == (
         f"{base}\n├── a (+1 not shown)\n├── b (+1 not shown)\n└── c\n"
     )
@@ -233,7 +232,10 @@ def test_operation_errors(cli: Cli, base: str) -> None:
     r = cli.zk("get", missing, "--json")
     assert r.returncode == 1
     assert json.loads(r.stdout) == {
-        "ok": False, "error": "no_node", "message": f"{missing}: no such node", "path": missing,
+        "ok": False,
+        "error": "no_node",
+        "message": f"{missing}: no such node",
+        "path": missing,
     }
     r = cli.zk("set", base, "x", "-v", "3", "--json")
     assert json.loads(r.stdout)["error"] == "bad_version" and json.loads(r.stdout)["actual"] == 0
@@ -379,8 +381,24 @@ def test_validate_path_accepts(path: str) -> None:
     assert validate_path(path) == path
 
 
-@pytest.mark.parametrize("path", ["", "a", "a/b", "/a/", "//", "/a//b", "/a/./b", "/..", "/a\x00", "/a\x1f",
-                                  "/a\x7f", "/\ud800", "/\uffff"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "",
+        "a",
+        "a/b",
+        "/a/",
+        "//",
+        "/a//b",
+        "/a/./b",
+        "/..",
+        "/a\x00",
+        "/a\x1f",
+        "/a\x7f",
+        "/\ud800",
+        "/\uffff",
+    ],
+)
 def test_validate_path_rejects(path: str) -> None:
     with pytest.raises(UsageError):
         validate_path(path)
@@ -422,8 +440,17 @@ def test_decode_data() -> None:
 
 
 def test_stat_formatting() -> None:
-    st = make_stat(czxid=0x10, mzxid=0x1F, ctime=1_700_000_000_123, mtime=0, version=3, ephemeralOwner=-1,
-                   dataLength=5, numChildren=2, pzxid=0x20)
+    st = make_stat(
+        czxid=0x10,
+        mzxid=0x1F,
+        ctime=1_700_000_000_123,
+        mtime=0,
+        version=3,
+        ephemeralOwner=-1,
+        dataLength=5,
+        numChildren=2,
+        pzxid=0x20,
+    )
     assert format_stat(st).splitlines() == [
         "cZxid = 0x10",
         "mZxid = 0x1f",
@@ -461,7 +488,9 @@ def test_format_tree() -> None:
     deep = {"/": ["a"], "/a": ["b", "c"], "/a/b": ["d"]}
     assert format_tree("/", deep, {}) == "/\n└── a\n    ├── b\n    │   └── d\n    └── c"
     assert tree_json("/r", {"/r": ["a"]}, {"/r/a": 1}) == {
-        "name": "/r", "path": "/r", "hidden": 0,
+        "name": "/r",
+        "path": "/r",
+        "hidden": 0,
         "children": [{"name": "a", "path": "/r/a", "children": [], "hidden": 1}],
     }
 
@@ -482,11 +511,23 @@ def test_parse_srvr() -> None:
     d = parse_srvr(SRVR)
     assert d == {
         "version": "3.8.0-${mvngit.commit.id}, built on 2024-12-29 17:54 UTC",
-        "latency_min": 0, "latency_avg": 1.4, "latency_max": 5, "received": 12, "sent": 11,
-        "connections": 2, "outstanding": 0, "zxid": 4, "mode": "standalone", "node_count": 8,
+        "latency_min": 0,
+        "latency_avg": 1.4,
+        "latency_max": 5,
+        "received": 12,
+        "sent": 11,
+        "connections": 2,
+        "outstanding": 0,
+        "zxid": 4,
+        "mode": "standalone",
+        "node_count": 8,
     }
-    for bad in ("This ZooKeeper instance is not currently serving requests\n",
-                "srvr is not executed because it is not in the whitelist.\n", "", "garbage"):
+    for bad in (
+        "This ZooKeeper instance is not currently serving requests\n",
+        "srvr is not executed because it is not in the whitelist.\n",
+        "",
+        "garbage",
+    ):
         with pytest.raises(ValueError):
             parse_srvr(bad)
 
@@ -506,8 +547,17 @@ def test_judge_and_format_status() -> None:
 
     text = format_status([ok, down])
     lines = text.splitlines()
-    assert lines[0].split() == ["SERVER", "STATE", "MODE", "ZXID", "NODES", "LATENCY(min/avg/max", "ms)",
-                                "CONNS", "RUOK"]
+    assert lines[0].split() == [
+        "SERVER",
+        "STATE",
+        "MODE",
+        "ZXID",
+        "NODES",
+        "LATENCY(min/avg/max",
+        "ms)",
+        "CONNS",
+        "RUOK",
+    ]
     assert lines[1].split() == ["h:1", "serving", "standalone", "0x4", "8", "0/1.4/5", "2", "imok"]
     assert lines[2].startswith("h:3") and lines[2].endswith("(connection refused)")
     assert lines[-1] == "1 of 2 server(s) not serving"
