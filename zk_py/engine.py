@@ -45,8 +45,6 @@ from .proto import (
     MultiHeader,
     MultiTxn,
     Op,
-    PathRequest,
-    PathWatchRequest,
     Perm,
     SetWatches,
     SetWatches2,
@@ -55,7 +53,7 @@ from .proto import (
     WhoAmIResponse,
     ZkError,
 )
-from .sessions import SessionTracker, fmt_sid, initial_session_id, session_password
+from .sessions import SessionTracker, initial_session_id, session_password
 from .watches import WatchManager
 
 log = logging.getLogger("zk_py.engine")
@@ -749,16 +747,3 @@ def _write_body(op: int, res: Result) -> bytes:
         assert res.node is not None
         return res.node.stat_bytes()
     return b""
-
-
-# Re-exported for the server and tests.
-__all__ = [
-    "Client",
-    "Engine",
-    "EngineConfig",
-    "PathRequest",
-    "PathWatchRequest",
-    "fmt_sid",
-    "notification",
-    "reply",
-]

@@ -19,7 +19,6 @@ import socket
 import struct
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from . import fourlw, metrics
@@ -520,7 +519,3 @@ def install_event_loop_policy() -> Callable[[], None] | None:
     except ImportError:
         return None
     return uvloop.new_event_loop  # type: ignore[no-any-return]
-
-
-def data_dirs(cfg: ZkConfig) -> tuple[Path, Path]:
-    return cfg.data_dir / "version-2", cfg.log_dir / "version-2"
