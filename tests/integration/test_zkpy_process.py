@@ -133,3 +133,27 @@ def test_four_letter_word_formats(tmp_path: Path) -> None:
         assert re.fullmatch(r"datadir_size: \d+\nlogdir_size: \d+\n", srv.four_letter("dirs"))
         zk.stop()
         zk.close()
+
+
+def test_ensemble_config_is_refused_until_quorum_mode_exists(tmp_path: Path) -> None:
+    """server.N lines are parsed and validated, but a standalone-only build must not pretend to be a peer."""
+    d = tmp_path / "d"
+    d.mkdir()
+    (d / "myid").write_text("1\n")
+    res = _run_cfg(
+        tmp_path,
+        f"dataDir={d}\nclientPort={free_port()}\nserver.1=127.0.0.1:2888:3888\n"
+        "server.2=127.0.0.2:2888:3888\nserver.3=127.0.0.3:2888:3888:observer\n",
+    )
+    assert res.returncode == 2
+    assert "ensemble" in res.stderr
+
+
+def test_myid_must_match_a_server_line(tmp_path: Path) -> None:
+    d = tmp_path / "d"
+    d.mkdir()
+    (d / "myid").write_text("7\n")
+    res = _run_cfg(
+        tmp_path, f"dataDir={d}\nclientPort={free_port()}\nserver.1=h1:2888:3888\nserver.2=h2:2888:3888\n"
+    )
+    assert res.returncode == 2 and "myid" in res.stderr
