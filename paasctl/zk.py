@@ -408,6 +408,17 @@ def _version(value: str) -> int:
     return v
 
 
+def _add_version_option(p: argparse.ArgumentParser) -> None:
+    """-v/--version: the compare-and-set guard shared by set and delete."""
+    p.add_argument(
+        "-v",
+        "--version",
+        type=_version,
+        default=-1,
+        help="only if the node is at this data version (default -1: any)",
+    )
+
+
 def _depth(value: str) -> int:
     try:
         v = int(value)
@@ -478,13 +489,7 @@ def register(
     p = sub.add_parser("set", help="replace data", description="Replace a znode's data.", **kw)
     p.add_argument("path", metavar="PATH")
     p.add_argument("data", metavar="DATA", help="new data, or - to read it from stdin")
-    p.add_argument(
-        "-v",
-        "--version",
-        type=_version,
-        default=-1,
-        help="only if the node is at this data version (default -1: any)",
-    )
+    _add_version_option(p)
     p.set_defaults(handler=with_session(cmd_set))
 
     p = sub.add_parser(
@@ -512,13 +517,7 @@ def register(
     p = sub.add_parser("delete", help="delete a node", description="Delete a znode.", **kw)
     p.add_argument("path", metavar="PATH")
     p.add_argument("-r", "-R", "--recursive", action="store_true", help="delete the node and all descendants")
-    p.add_argument(
-        "-v",
-        "--version",
-        type=_version,
-        default=-1,
-        help="only if the node is at this data version (default -1: any)",
-    )
+    _add_version_option(p)
     p.set_defaults(handler=with_session(cmd_delete))
 
     p = sub.add_parser("stat", help="print node metadata", description="Print a znode's stat.", **kw)

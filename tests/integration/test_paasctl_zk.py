@@ -46,7 +46,7 @@ from paasctl.zkformat import (
     tree_json,
     validate_path,
 )
-from tests.support.servers import ZkServer, apache_available, free_port
+from tests.support.servers import ZkServer, free_port, require_apache
 
 REPO = Path(__file__).resolve().parents[2]
 CLI_TIMEOUT = 120  # seconds a single paasctl run may take before the test gives up on it
@@ -356,8 +356,7 @@ class SrvrOnlyApache(ZkServer):
 @pytest.mark.apache
 def test_status_with_default_whitelist(tmp_path: Path) -> None:
     """ruok is refused by Apache's default whitelist, yet the server counts as serving."""
-    if not apache_available():
-        pytest.skip("Apache ZooKeeper not installed")
+    require_apache()
     with SrvrOnlyApache("apache", tmp_path / "apache", extra_cfg={"4lw.commands.whitelist": "srvr"}) as srv:
         st = Cli(srv.hosts).json("status")
     (server,) = st["servers"]

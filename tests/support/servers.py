@@ -72,6 +72,14 @@ def apache_available() -> bool:
     return java_executable() is not None and APACHE_JAR.is_file()
 
 
+def require_apache() -> None:
+    """Skip the calling test when Apache ZooKeeper is absent (CI fails the whole run instead: conftest)."""
+    if not apache_available():
+        import pytest
+
+        pytest.skip("Apache ZooKeeper not installed (apt-get install zookeeper)")
+
+
 def _pdeathsig_prefix() -> list[str]:
     """Wrap the child so it is SIGKILLed if its parent dies before atexit could run.
 

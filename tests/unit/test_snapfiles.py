@@ -236,11 +236,11 @@ def test_purge_never_strands_recovery(total: int, data: st.DataObject, keep: int
 
 
 def _java() -> str:
-    from tests.support.servers import APACHE_JAR, java_executable
+    from tests.support.servers import java_executable, require_apache
 
+    require_apache()
     java = java_executable()
-    if java is None or not APACHE_JAR.is_file():
-        pytest.skip("Apache ZooKeeper not installed")
+    assert java is not None
     return java
 
 

@@ -493,11 +493,11 @@ def test_truncate_after(tmp_path: Path, cut: int) -> None:
 
 
 def _toolkit(path: Path) -> subprocess.CompletedProcess[str]:
-    from tests.support.servers import APACHE_JAR, java_executable
+    from tests.support.servers import APACHE_JAR, java_executable, require_apache
 
+    require_apache()
     java = java_executable()
-    if java is None or not APACHE_JAR.is_file():
-        pytest.skip("Apache ZooKeeper not installed")
+    assert java is not None
     cmd = [java, "-cp", str(APACHE_JAR), "org.apache.zookeeper.server.persistence.TxnLogToolkit", str(path)]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
 
