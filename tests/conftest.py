@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.servers import ZkServer, apache_available
+from tests.support.servers import ZkServer, apache_available, require_apache
 
 APACHE_MISSING = (
     "Apache ZooKeeper not installed (needs java and Debian's zookeeper package: apt-get install zookeeper)"
@@ -24,8 +24,8 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 
 def _serve(request: pytest.FixtureRequest, kind: str, workdir: Path) -> Iterator[ZkServer]:
     """Start a server, hand it to the test, and always stop it; print its log if the test failed."""
-    if kind == "apache" and not apache_available():
-        pytest.skip(APACHE_MISSING)
+    if kind == "apache":
+        require_apache()
     failed_before = request.session.testsfailed
     srv = ZkServer(kind, workdir)
     try:

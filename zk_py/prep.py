@@ -162,20 +162,22 @@ def check_version(current: int, expected: int) -> int:
     return current + 1 if current < 0x7FFFFFFF else -0x80000000
 
 
+_WRITE_REQUESTS: dict[int, Any] = {
+    Op.CREATE: CreateRequest,
+    Op.CREATE2: CreateRequest,
+    Op.CREATE_CONTAINER: CreateRequest,
+    Op.CREATE_TTL: CreateTTLRequest,
+    Op.DELETE: DeleteRequest,
+    Op.SET_DATA: SetDataRequest,
+    Op.SET_ACL: SetACLRequest,
+    Op.CHECK: CheckVersionRequest,
+    Op.RECONFIG: ReconfigRequest,
+}
+
+
 def decode_write(op: int, r: Reader) -> Any:
     """The request record of a write opcode."""
-    if op in (Op.CREATE, Op.CREATE2, Op.CREATE_CONTAINER):
-        return CreateRequest.read(r)
-    if op == Op.CREATE_TTL:
-        return CreateTTLRequest.read(r)
-    if op == Op.DELETE:
-        return DeleteRequest.read(r)
-    if op == Op.SET_DATA:
-        return SetDataRequest.read(r)
-    if op == Op.SET_ACL:
-        return SetACLRequest.read(r)
-    if op == Op.CHECK:
-        return CheckVersionRequest.read(r)
-    if op == Op.RECONFIG:
-        return ReconfigRequest.read(r)
-    raise JuteError(f"not a write op: {op}")
+    cls = _WRITE_REQUESTS.get(op)
+    if cls is None:
+        raise JuteError(f"not a write op: {op}")
+    return cls.read(r)
