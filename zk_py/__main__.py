@@ -46,13 +46,6 @@ def main(argv: list[str] | None = None) -> int:
         log.error("invalid configuration %s: %s", args.config, e)
         print(f"zk-py: invalid configuration {args.config}: {e}", file=sys.stderr)
         return 2
-    if not cfg.standalone:
-        log.error("server.N lines describe an ensemble; this build of zk_py runs standalone only")
-        print(
-            "zk-py: ensemble mode (server.N lines) is not supported yet; remove them to run standalone",
-            file=sys.stderr,
-        )
-        return 2
     factory = install_event_loop_policy()
     server = ZkServer(cfg)
     try:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import struct
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -137,6 +138,9 @@ class Client:
     count_latency: int = 0
     closed: bool = False
     conn: Any = None  # the server's connection object
+    # Learner role: requests forwarded to the leader and not yet answered, then the reads behind them
+    # (answered in order, so a session never sees a state older than its own writes).
+    waiting: deque[tuple[int, int, Any]] = field(default_factory=deque)
 
     def __hash__(self) -> int:
         return id(self)
@@ -217,6 +221,14 @@ class Engine:
         self.packets_received = 0
         self.packets_sent = 0
         self.auth_failed = 0
+        # Ensemble roles.  "leader" works as standalone (its replies wait for the commit instead of
+        # the fsync) and also runs requests forwarded by learners; "learner" forwards every write,
+        # session creation and sync, and applies what the leader commits.
+        self.role = "standalone"
+        self.forward: list[bytes | None] = []  # learner: REQUEST data, None for a sync
+        self.touched: dict[int, int] = {}  # learner: sessions kept alive since the last ping
+        self.pending_connects: dict[int, Client] = {}
+        self.syncs: deque[Client] = deque()
         for sid, timeout in self.tree.sessions.items():
             self.tracker.add(sid, timeout, mono_ms)
         self._reads: dict[int, Callable[[Client, int, Reader], None]] = {
@@ -284,6 +296,10 @@ class Engine:
             if sid == CONTAINER_EPHEMERAL_OWNER:
                 sid = self.next_session_id
                 self.next_session_id += 1
+            if self.role == "learner":
+                self.pending_connects[sid] = c
+                self.forward.append(encode_forward(sid, 0, Op.CREATE_SESSION, [], _INT.pack(timeout)))
+                return
             zxid = self.tree.last_zxid + 1
             hdr = TxnHeader(sid, 0, zxid, self.wall, Op.CREATE_SESSION)
             txn = CreateSessionTxn(timeout)
@@ -298,12 +314,15 @@ class Engine:
             # Upstream closes the session's current connection before it checks the password.
             self.drop(old)
             self.out.append((old, None))
-        if (req.passwd or b"") != session_password(sid) or not self.tracker.alive(sid):
+        alive = sid in self.tree.sessions if self.role == "learner" else self.tracker.alive(sid)
+        if (req.passwd or b"") != session_password(sid) or not alive:
             log.info("session 0x%x from %s: expired or invalid password", sid & (2**64 - 1), c.remote)
             self._send(c, self._connect_response(c, 0, 0, b"\0" * 16))
             self.out.append((c, None))
             return
         self.tracker.set_timeout(sid, timeout, self.mono)
+        if self.role == "learner":
+            self.touched[sid] = timeout
         self._attach(c, sid, timeout)
 
     def _attach(self, c: Client, sid: int, timeout: int) -> None:
@@ -369,6 +388,8 @@ class Engine:
             self.out.append((c, None))
             return
         self.tracker.touch(c.session_id, self.mono)
+        if self.role == "learner":
+            self.touched[c.session_id] = c.timeout
         if op == Op.PING:  # upstream dispatches on the opcode; a ping is always answered as xid -2
             c.last_op = "PING"
             self._reply(c, XID_PING, self.tree.last_zxid, 0)
@@ -378,6 +399,16 @@ class Engine:
         if op == Op.AUTH:
             self._auth(c, xid, r)
             return
+        if self.role == "learner":
+            if op in WRITE_OPS or op == Op.SYNC:
+                self._forward(c, xid, op, frame)
+                return
+            if c.waiting:
+                c.waiting.append((xid, -1, bytes(frame)))
+                return
+        self._dispatch(c, xid, op, r)
+
+    def _dispatch(self, c: Client, xid: int, op: int, r: Reader) -> None:
         try:
             if op in WRITE_OPS:
                 self._write(c, xid, op, r)
@@ -399,6 +430,114 @@ class Engine:
         except JuteError as e:
             log.info("%s: malformed %s request: %s", c.remote, c.last_op, e)
             self._reply(c, xid, self.tree.last_zxid, Err.MARSHALLING_ERROR)
+
+    # ---- ensemble: the learner side
+
+    def _forward(self, c: Client, xid: int, op: int, frame: bytes | memoryview) -> None:
+        """Send a write (or sync) to the leader; its reply comes when the commit is applied here."""
+        if op == Op.SYNC:
+            try:
+                path = _path(Reader(frame, 8))
+            except JuteError:
+                self._reply(c, xid, self.tree.last_zxid, Err.MARSHALLING_ERROR)
+                return
+            c.waiting.append((xid, op, path))
+            self.syncs.append(c)
+            self.forward.append(None)
+            return
+        c.waiting.append((xid, op, None))
+        self.forward.append(encode_forward(c.session_id, xid, op, c.auth, bytes(frame[8:])))
+
+    def sync_done(self) -> None:
+        """The leader answered the oldest forwarded sync: everything committed before it is applied."""
+        while self.syncs:
+            c = self.syncs.popleft()
+            if c.closed or not c.waiting or c.waiting[0][1] != Op.SYNC:
+                continue
+            xid, _, path = c.waiting.popleft()
+            self._reply(c, xid, self.tree.last_zxid, 0, _ustr(path))
+            self._drain(c)
+            return
+
+    def _drain(self, c: Client) -> None:
+        """Run the reads that were held behind a forwarded request, up to the next forwarded one."""
+        while c.waiting and c.waiting[0][1] == -1 and not c.closed:
+            xid, _, frame = c.waiting.popleft()
+            r = Reader(frame)
+            r.unpack(_XID_OP)
+            self._dispatch(c, xid, _XID_OP.unpack_from(frame)[1], r)
+
+    def apply_committed(self, hdr: TxnHeader, txn: Any) -> None:
+        """Learner: apply one txn the leader committed; answer the local client that asked for it."""
+        triggers: list[Trigger] = []
+        res = self.tree.apply(hdr, txn, triggers)
+        self._fire(triggers)
+        sid = hdr.clientId
+        if hdr.type == Op.CREATE_SESSION:
+            c = self.pending_connects.pop(sid, None)
+            if c is not None and not c.closed:
+                self._attach(c, sid, c.timeout)
+            return
+        c = self.by_session.get(sid)
+        if c is None:
+            return
+        head = c.waiting[0] if c.waiting else None
+        mine = head is not None and head[0] == hdr.cxid and head[1] not in (-1, Op.SYNC)
+        if hdr.type == Op.CLOSE_SESSION:
+            if mine and head is not None and head[1] == Op.CLOSE_SESSION:
+                self._reply(c, hdr.cxid, hdr.zxid, 0)
+            self.drop(c)
+            self.out.append((c, None))
+            return
+        if not mine:
+            return
+        c.waiting.popleft()
+        if hdr.type == Op.ERROR:
+            self._reply(c, hdr.cxid, hdr.zxid, txn.err)
+        elif hdr.type == Op.MULTI:
+            self._reply(c, hdr.cxid, hdr.zxid, 0, _multi_body(res))
+        else:
+            self._reply(c, hdr.cxid, hdr.zxid, 0, _write_body(hdr.type, res))
+        self._drain(c)
+
+    def drain_touches(self) -> list[tuple[int, int]]:
+        out = list(self.touched.items())
+        self.touched = {}
+        return out
+
+    # ---- ensemble: the leader side
+
+    def forwarded(self, data: bytes) -> None:
+        """Leader: a request a learner forwarded; exactly one txn results (an error txn if refused)."""
+        try:
+            sid, cxid, op, auth, payload = decode_forward(data)
+        except (JuteError, struct.error) as e:
+            log.warning("malformed forwarded request (%s); ignored", e)
+            return
+        if op == Op.CREATE_SESSION:
+            timeout = _INT.unpack_from(payload)[0] if len(payload) >= 4 else self.cfg.min_timeout
+            zxid = self.tree.last_zxid + 1
+            hdr = TxnHeader(sid, 0, zxid, self.wall, Op.CREATE_SESSION)
+            ctxn = CreateSessionTxn(timeout)
+            self.tree.apply(hdr, ctxn, [])
+            self._log_txn(hdr, ctxn)
+            self.tracker.add(sid, timeout, self.mono)
+            return
+        if not self.tracker.alive(sid):
+            zxid = self.tree.last_zxid + 1
+            hdr = TxnHeader(sid, cxid, zxid, self.wall, Op.ERROR)
+            etxn = ErrorTxn(Err.SESSION_EXPIRED)
+            self.tree.apply(hdr, etxn, [])
+            self._log_txn(hdr, etxn)
+            return
+        proxy = Client(remote_ip="", remote="/forwarded", session_id=sid, auth=auth)
+        self.request(proxy, _XID_OP.pack(cxid, op) + payload)
+
+    def touch_sessions(self, sessions: tuple[tuple[int, int], ...]) -> None:
+        """Leader: a learner's clients kept these sessions alive."""
+        for sid, timeout in sessions:
+            if not self.tracker.touch(sid, self.mono) and sid in self.tree.sessions:
+                self.tracker.add(sid, timeout, self.mono)
 
     # ---- reads
 
@@ -652,7 +791,7 @@ class Engine:
             return
         tree = self.tree
         tree.begin_undo()
-        bodies: list[bytes] = []
+        results: list[Result] = []
         subs = []
         failed_at = -1
         failure = Err.OK
@@ -661,7 +800,7 @@ class Engine:
             try:
                 txn = self._prep(c, op, rec)
                 sub_hdr = TxnHeader(hdr.clientId, hdr.cxid, hdr.zxid, hdr.time, op)
-                bodies.append(_write_body(op, tree._apply_one(op, txn, sub_hdr, local)))
+                results.append(tree._apply_one(op, txn, sub_hdr, local))
                 subs.append(sub_txn(op, txn))
             except ZkError as e:
                 failed_at, failure = i, e.code
@@ -676,24 +815,15 @@ class Engine:
             txn_m = MultiTxn([sub_txn(Op.ERROR, ErrorTxn(code)) for code in errs])
             tree.last_zxid = max(tree.last_zxid, hdr.zxid)
             self._log_txn(hdr, txn_m)
-            w = Writer()
-            for code in errs:
-                MultiHeader(-1, False, code).write(w)
-                w.int(code)
-            MultiHeader(-1, True, -1).write(w)
-            self._reply(c, hdr.cxid, hdr.zxid, 0, bytes(w.buf))
+            failed = Result(Op.MULTI, subs=[Result(Op.ERROR, err=code) for code in errs])
+            self._reply(c, hdr.cxid, hdr.zxid, 0, _multi_body(failed))
             return
         tree.end_undo()
         tree.last_zxid = max(tree.last_zxid, hdr.zxid)
         self._log_txn(hdr, MultiTxn(subs))
         triggers.extend(local)
         self._fire(triggers)
-        w = Writer()
-        for (op, _), body in zip(ops, bodies, strict=True):
-            MultiHeader(Op.CREATE2 if op in (Op.CREATE_CONTAINER, Op.CREATE_TTL) else op, False, 0).write(w)
-            w.buf += body
-        MultiHeader(-1, True, -1).write(w)
-        self._reply(c, hdr.cxid, hdr.zxid, 0, bytes(w.buf))
+        self._reply(c, hdr.cxid, hdr.zxid, 0, _multi_body(Result(Op.MULTI, subs=results)))
 
     # ---------------------------------------------------------------- reapers
 
@@ -735,6 +865,39 @@ def _check_watcher_type(t: int) -> None:
     """3.8's WatcherType.fromInt knows 1..3; anything else fails as a marshalling error there."""
     if t not in (1, 2, 3):
         raise ZkError(Err.MARSHALLING_ERROR, f"watcher type {t}")
+
+
+def _multi_body(res: Result) -> bytes:
+    """A multi's reply from its applied sub-results (error codes for a failed one)."""
+    w = Writer()
+    for sub in res.subs:
+        if sub.type == Op.ERROR:
+            MultiHeader(-1, False, sub.err).write(w)
+            w.int(sub.err)
+        else:
+            op = Op.CREATE2 if sub.type in (Op.CREATE_CONTAINER, Op.CREATE_TTL) else sub.type
+            MultiHeader(op, False, 0).write(w)
+            w.buf += _write_body(sub.type, sub)
+    MultiHeader(-1, True, -1).write(w)
+    return bytes(w.buf)
+
+
+def encode_forward(session_id: int, cxid: int, op: int, auth: list[Id], payload: bytes) -> bytes:
+    """A learner's REQUEST packet data: who asked, with which credentials, and the request body."""
+    w = Writer()
+    w.buf += _FWD.pack(session_id, cxid, op)
+    w.vector(auth, Id._enc)
+    return bytes(w.buf) + payload
+
+
+def decode_forward(data: bytes) -> tuple[int, int, int, list[Id], bytes]:
+    sid, cxid, op = _FWD.unpack_from(data, 0)
+    r = Reader(data, _FWD.size)
+    auth = r.vector(Id._dec)
+    return sid, cxid, op, auth, bytes(data[r.pos :])
+
+
+_FWD = struct.Struct("!qii")
 
 
 def _write_body(op: int, res: Result) -> bytes:

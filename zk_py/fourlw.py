@@ -32,6 +32,7 @@ class ServerView(Protocol):
     total_latency: int
     count_latency: int
     durable: int
+    serving: bool
     started_mono: int
     last_snapshot_zxid: int
 
@@ -43,7 +44,12 @@ class ServerView(Protocol):
 
     def reset_stats(self) -> None: ...
 
+    def mode(self) -> str: ...
 
+    def quorum_values(self) -> list[tuple[str, Any]]: ...
+
+
+NOT_SERVING = "This ZooKeeper instance is not currently serving requests\n"
 VERSION = f"3.8.0-zk_py-{__version__}, built on 2026-11-24 00:00 UTC"
 COMMANDS = tuple(sorted(ALL_4LW))
 TRACE_MASK = 306
@@ -79,7 +85,7 @@ def _server_lines(srv: ServerView) -> list[str]:
         f"Connections: {len(srv.clients())}",
         f"Outstanding: {srv.outstanding()}",
         f"Zxid: 0x{eng.tree.last_zxid:x}",
-        "Mode: standalone",
+        f"Mode: {srv.mode()}",
         f"Node count: {eng.tree.node_count()}",
     ]
 
@@ -122,7 +128,7 @@ def mntr_values(srv: ServerView) -> list[tuple[str, Any]]:
     max_fds = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
     return [
         ("zk_version", VERSION),
-        ("zk_server_state", "standalone"),
+        ("zk_server_state", srv.mode()),
         ("zk_ephemerals_count", tree.ephemeral_count()),
         ("zk_num_alive_connections", len(srv.clients())),
         ("zk_avg_latency", avg),
@@ -145,6 +151,7 @@ def mntr_values(srv: ServerView) -> list[tuple[str, Any]]:
         ("zk_durable_zxid", srv.durable),
         ("zk_pending_txns", srv.pending_txns()),
         ("zk_last_snapshot_zxid", srv.last_snapshot_zxid),
+        *srv.quorum_values(),
     ]
 
 
@@ -155,7 +162,9 @@ def run(cmd: str, srv: ServerView, me: Client) -> str:
     if cmd == "ruok":
         return "imok"
     if cmd == "isro":
-        return "rw"
+        return "rw" if srv.serving else "null"
+    if not srv.serving and cmd not in ("conf", "envi"):
+        return NOT_SERVING
     if cmd == "srvr":
         return "\n".join([f"Zookeeper version: {VERSION}", *_server_lines(srv)]) + "\n"
     if cmd == "stat":

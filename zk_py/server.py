@@ -1,9 +1,10 @@
-"""The asyncio edge of a standalone zk_py server: sockets, the txn log, timers.
+"""The asyncio edge of a zk_py server: client sockets, the txn log, timers.
 
 All protocol decisions are made by :class:`zk_py.engine.Engine`; this module frames bytes,
-reads the clock, group-commits the engine's transactions (one write + fsync per batch, on
-one worker thread) and releases each output only once the log is durable past the zxid
-the tree had when the output was produced.
+reads the clock, group-commits transactions (one write + fsync per batch, on one worker
+thread) and releases each output only once the tree's zxid at the time it was produced is
+*visible*: durable on disk when standalone, committed by a quorum when leading an ensemble
+(``quorum.py`` drives the ensemble roles through :attr:`ZkServer.peer`).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import socket
 import struct
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import fourlw, metrics
 from .config import ZkConfig
@@ -29,6 +30,9 @@ from .jute import JuteError, Reader
 from .proto import ConnectRequest, Id, ZkError
 from .snapfiles import latest_valid_snapshot, purge, write_snapshot
 from .txnlog import TxnLog, read_log
+
+if TYPE_CHECKING:
+    from .quorum import QuorumPeer
 
 log = logging.getLogger("zk_py.server")
 
@@ -104,6 +108,9 @@ class Connection(asyncio.Protocol):
             if self.state == "connected":
                 eng.request(client, frame)
             elif self.state == "new":
+                if not srv.serving:  # no quorum (yet): the client tries another server
+                    self._abort()
+                    return
                 self._connect(frame)
             else:
                 break
@@ -170,6 +177,10 @@ class ZkServer:
         self.pending: list[tuple[int, bytes]] = []
         self.release_q: collections.deque[tuple[int, Client, bytes | None]] = collections.deque()
         self.durable = 0
+        self.visible = 0  # outputs produced at a tree zxid up to this may reach the wire
+        self.serving = False
+        self.peer: QuorumPeer | None = None
+        self.snapshot_base = 0  # zxid of the snapshot the tree was recovered from
         self.started_mono = mono_ms()
         self.started_wall = wall_ms()
         self._flush_event = asyncio.Event()
@@ -182,6 +193,7 @@ class ZkServer:
         self._txns_since_snap = 0
         self._snap_at = self._next_snap_threshold()
         self._snapshotting = False
+        self._flushing = False
         self.fatal: str | None = None
         self.min_latency = 0
         self.max_latency = 0
@@ -198,9 +210,10 @@ class ZkServer:
         snap = latest_valid_snapshot(data_dir)
         if snap is None:
             tree = DataTree()
+            self.snapshot_base = 0
         else:
             tree = DataTree.deserialize(snap[1], snap[0])
-            self.last_snapshot_zxid = snap[0]
+            self.last_snapshot_zxid = self.snapshot_base = snap[0]
         replayed = 0
         for _zxid, rec in read_log(log_dir, tree.last_zxid):
             hdr, txn = decode_record(rec)
@@ -224,28 +237,8 @@ class ZkServer:
         cfg = self.cfg
         for d in {cfg.data_dir, cfg.log_dir}:
             d.mkdir(parents=True, exist_ok=True)
-        tree = self.recover()
-        self.durable = tree.last_zxid
-        ecfg = EngineConfig(
-            tick_time=cfg.tick_time,
-            min_timeout=cfg.min_timeout,
-            max_timeout=cfg.max_timeout,
-            server_id=1,
-            super_digest=cfg.super_digest,
-            extended_types=cfg.extended_types,
-            reconfig_enabled=cfg.reconfig_enabled,
-        )
-        self.engine = Engine(ecfg, tree, mono_ms())
         self.txnlog = TxnLog(cfg.log_dir, prealloc_bytes=cfg.prealloc_kb * 1024, force_sync=cfg.force_sync)
-        if self.txnlog.last_zxid() > tree.last_zxid:
-            # Replay stopped early (damage in an older log file): drop what it could not reach, so
-            # the log continues from the state clients will now see.
-            log.error(
-                "txn log holds records up to 0x%x but replay stopped at 0x%x; truncating the log there",
-                self.txnlog.last_zxid(),
-                tree.last_zxid,
-            )
-            self.txnlog.truncate_after(tree.last_zxid)
+        self.load_state()
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(
             lambda: Connection(self),
@@ -265,6 +258,13 @@ class ZkServer:
             self._metrics_server = await metrics.serve(
                 cfg.metrics_host, cfg.metrics_port, lambda: fourlw.mntr_values(self)
             )
+        if cfg.standalone:
+            self.serving = True
+        else:
+            from .quorum import QuorumPeer
+
+            self.peer = QuorumPeer(self)
+            self._tasks.append(asyncio.create_task(self.peer.run(), name="quorum"))
         log.info(
             "zk_py serving on %s:%d (dataDir %s, dataLogDir %s, tickTime %d, zxid 0x%x)",
             cfg.client_port_address,
@@ -272,8 +272,60 @@ class ZkServer:
             cfg.data_dir,
             cfg.log_dir,
             cfg.tick_time,
-            tree.last_zxid,
+            self.engine.tree.last_zxid,
         )
+
+    def load_state(self, role: str = "standalone") -> None:
+        """(Re)build the tree from disk and a fresh engine; the log continues from the tree's zxid."""
+        cfg = self.cfg
+        tree = self.recover()
+        if self.txnlog.last_zxid() > tree.last_zxid:
+            # Replay stopped early (damage in an older log file): drop what it could not reach, so
+            # the log continues from the state clients will now see.
+            log.error(
+                "txn log holds records up to 0x%x but replay stopped at 0x%x; truncating the log there",
+                self.txnlog.last_zxid(),
+                tree.last_zxid,
+            )
+            self.txnlog.truncate_after(tree.last_zxid)
+        self.durable = self.visible = tree.last_zxid
+        ecfg = EngineConfig(
+            tick_time=cfg.tick_time,
+            min_timeout=cfg.min_timeout,
+            max_timeout=cfg.max_timeout,
+            server_id=cfg.my_id if not cfg.standalone else 1,
+            super_digest=cfg.super_digest,
+            extended_types=cfg.extended_types,
+            reconfig_enabled=cfg.reconfig_enabled,
+        )
+        self.engine = Engine(ecfg, tree, mono_ms())
+        self.engine.role = role
+
+    def set_tree(self, tree: DataTree, role: str) -> None:
+        """Replace the state with one received from a leader (a SNAP)."""
+        self.engine = Engine(self.engine.cfg, tree, mono_ms())
+        self.engine.role = role
+        self.durable = self.visible = tree.last_zxid
+
+    def drop_clients(self) -> None:
+        """Close every client connection (the role changed; clients reconnect, maybe elsewhere)."""
+        self.serving = False
+        for c in list(self.conns):
+            c.state = "closed"
+            if c.transport is not None:
+                c.transport.abort()
+            self.forget(c)
+        self.release_q.clear()
+
+    async def flush(self, timeout: float = 30.0) -> None:
+        """Wait until everything handed to the log is fsynced (bounded)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        self._flush_event.set()
+        while (self.pending or self._flushing) and self.fatal is None:
+            if loop.time() > deadline:
+                raise TimeoutError("txn log flush did not finish")
+            await asyncio.sleep(0.002)
 
     async def wait_stopped(self) -> None:
         await self._stopping.wait()
@@ -336,15 +388,21 @@ class ZkServer:
         """Move the engine's fresh outputs to the wire or the release queue, its txns to the log."""
         eng = self.engine
         if eng.log:
-            self.pending.extend(eng.log)
+            if self.peer is not None:
+                self.peer.propose(eng.log)
+            else:
+                self.pending.extend(eng.log)
+                self._flush_event.set()
             eng.log = []
-            self._flush_event.set()
+        if eng.forward and self.peer is not None:
+            self.peer.forward(eng.forward)
+            eng.forward = []
         out = eng.out
         if not out:
             return
         eng.out = []
-        required = eng.tree.last_zxid
-        if required <= self.durable and not self.release_q:
+        required = eng.tree.last_zxid if eng.role != "learner" else 0
+        if required <= self.visible and not self.release_q:
             _write_out(out)
         else:
             now = mono_ms()
@@ -352,10 +410,10 @@ class ZkServer:
 
     def _release(self) -> None:
         q = self.release_q
-        durable = self.durable
+        visible = self.visible
         ready: list[tuple[Client, bytes | None]] = []
         now = mono_ms()
-        while q and q[0][0] <= durable:
+        while q and q[0][0] <= visible:
             _, c, item = q.popleft()
             if item is None:
                 ready.append((c, None))
@@ -382,6 +440,7 @@ class ZkServer:
             self._flush_event.clear()
             while self.pending:
                 batch, self.pending = self.pending, []
+                self._flushing = True
                 try:
                     await loop.run_in_executor(self._log_exec, self.txnlog.append_batch, batch)
                 except Exception as e:
@@ -389,10 +448,20 @@ class ZkServer:
                     log.critical("%s; stopping so that nothing unlogged is acknowledged", self.fatal)
                     self.request_stop()
                     return
+                finally:
+                    self._flushing = False
                 self.durable = batch[-1][0]
-                self._release()
+                if self.peer is not None:
+                    self.peer.persisted(self.durable)
+                else:
+                    self.visible = self.durable
+                    self._release()
                 self._txns_since_snap += len(batch)
-                if self._txns_since_snap >= self._snap_at and not self._snapshotting:
+                if (
+                    self._txns_since_snap >= self._snap_at
+                    and not self._snapshotting
+                    and self.visible >= self.engine.tree.last_zxid  # a leader snapshots committed state only
+                ):
                     await self._snapshot()
 
     def _next_snap_threshold(self) -> int:
@@ -428,6 +497,8 @@ class ZkServer:
             now = mono_ms()
             await asyncio.sleep(((now // tick + 1) * tick - now) / 1000 + 0.001)
             eng = self.engine
+            if not self.serving or eng.role == "learner":  # the leader expires sessions ensemble-wide
+                continue
             eng.wall, eng.mono = wall_ms(), mono_ms()
             if eng.expire_sessions():
                 self.pump()
@@ -437,6 +508,8 @@ class ZkServer:
         while True:
             await asyncio.sleep(interval)
             eng = self.engine
+            if not self.serving or eng.role == "learner":
+                continue
             eng.wall, eng.mono = wall_ms(), mono_ms()
             if eng.reap_containers_and_ttls():
                 self.pump()
@@ -468,6 +541,13 @@ class ZkServer:
 
     def outstanding(self) -> int:
         return len(self.release_q)
+
+    def quorum_values(self) -> list[tuple[str, Any]]:
+        return [] if self.peer is None else self.peer.mntr_values()
+
+    def mode(self) -> str:
+        """``srvr``'s Mode: standalone, or this peer's current role."""
+        return "standalone" if self.peer is None else self.peer.mode()
 
     def pending_txns(self) -> int:
         return len(self.pending)

@@ -6,12 +6,14 @@ import re
 import signal
 import subprocess
 import sys
+import time
 import urllib.request
 from pathlib import Path
 
 import pytest
 from kazoo.client import KazooClient
 
+from paasctl.fourlw import send_command
 from tests.support.servers import ZkServer, free_port
 
 
@@ -135,18 +137,45 @@ def test_four_letter_word_formats(tmp_path: Path) -> None:
         zk.close()
 
 
-def test_ensemble_config_is_refused_until_quorum_mode_exists(tmp_path: Path) -> None:
-    """server.N lines are parsed and validated, but a standalone-only build must not pretend to be a peer."""
+def test_lone_ensemble_member_waits_for_a_quorum(tmp_path: Path) -> None:
+    """A member without a quorum answers ruok and srvr ("not serving") but refuses sessions."""
     d = tmp_path / "d"
     d.mkdir()
     (d / "myid").write_text("1\n")
-    res = _run_cfg(
-        tmp_path,
-        f"dataDir={d}\nclientPort={free_port()}\nserver.1=127.0.0.1:2888:3888\n"
-        "server.2=127.0.0.2:2888:3888\nserver.3=127.0.0.3:2888:3888:observer\n",
+    port = free_port()
+    ports = [free_port() for _ in range(6)]
+    cfg = tmp_path / "zoo.cfg"
+    cfg.write_text(
+        f"tickTime=200\ninitLimit=5\nsyncLimit=2\ndataDir={d}\nclientPort={port}\n"
+        "clientPortAddress=127.0.0.1\n4lw.commands.whitelist=*\n"
+        f"server.1=127.0.0.1:{ports[0]}:{ports[1]}\nserver.2=127.0.0.1:{ports[2]}:{ports[3]}\n"
+        f"server.3=127.0.0.1:{ports[4]}:{ports[5]}:observer\n"
     )
-    assert res.returncode == 2
-    assert "ensemble" in res.stderr
+    proc = subprocess.Popen([sys.executable, "-m", "zk_py", str(cfg)], stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                if send_command("127.0.0.1", port, "ruok", 1.0) == "imok":
+                    break
+            except OSError:
+                pass
+            assert time.monotonic() < deadline and proc.poll() is None, "zk-py never answered ruok"
+            time.sleep(0.05)
+        assert "not currently serving requests" in send_command("127.0.0.1", port, "srvr", 2.0)
+        assert send_command("127.0.0.1", port, "isro", 2.0) == "null"
+        zk = KazooClient(hosts=f"127.0.0.1:{port}", timeout=2, connection_retry={"max_tries": 1})
+        with pytest.raises(Exception):  # noqa: B017 - kazoo raises its own timeout type
+            zk.start(timeout=2)
+        zk.stop()
+        zk.close()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
 
 
 def test_myid_must_match_a_server_line(tmp_path: Path) -> None:
