@@ -123,6 +123,7 @@ class Client:
     session_id: int = 0
     timeout: int = 0
     readonly_byte: bool = True
+    can_be_read_only: bool = False  # the client accepts a read-only server (its ConnectRequest flag)
     auth: list[Id] = field(default_factory=list)
     established: int = 0
     recved: int = 0
@@ -290,6 +291,9 @@ class Engine:
             return
         timeout = max(self.cfg.min_timeout, min(self.cfg.max_timeout, req.timeOut))
         c.timeout = timeout
+        if self.role == "readonly":
+            self._connect_read_only(c, req, timeout)
+            return
         if req.sessionId == 0:
             sid = self.next_session_id
             self.next_session_id += 1
@@ -325,6 +329,28 @@ class Engine:
             self.touched[sid] = timeout
         self._attach(c, sid, timeout)
 
+    def _connect_read_only(self, c: Client, req: ConnectRequest, timeout: int) -> None:
+        """A server without quorum in read-only mode: only clients that accept it, with local sessions."""
+        if not c.can_be_read_only:
+            log.info("refusing session from %s: the client does not accept a read-only server", c.remote)
+            self.out.append((c, None))
+            return
+        sid = req.sessionId
+        if sid == 0:
+            sid = self.next_session_id
+            self.next_session_id += 1
+        elif (req.passwd or b"") != session_password(sid):
+            self._send(c, self._connect_response(c, 0, 0, b"\0" * 16))
+            self.out.append((c, None))
+            return
+        old = self.by_session.get(sid)
+        if old is not None and old is not c:
+            self.drop(old)
+            self.out.append((old, None))
+        if not self.tracker.touch(sid, self.mono):
+            self.tracker.add(sid, timeout, self.mono)
+        self._attach(c, sid, timeout)
+
     def _attach(self, c: Client, sid: int, timeout: int) -> None:
         c.session_id = sid
         c.established = self.wall
@@ -334,7 +360,7 @@ class Engine:
     def _connect_response(self, c: Client, timeout: int, sid: int, passwd: bytes) -> bytes:
         body = ConnectResponse(0, timeout, sid, passwd).to_bytes()
         if c.readonly_byte:
-            body += b"\x00"
+            body += b"\x01" if self.role == "readonly" and sid else b"\x00"
         return _INT.pack(len(body)) + body
 
     def drop(self, c: Client) -> None:
@@ -353,7 +379,10 @@ class Engine:
         expired = self.tracker.expired(self.mono)
         for sid in expired:
             log.info("expiring session 0x%x", sid & (2**64 - 1))
-            self._close_session(sid, 0)
+            if self.role == "readonly":  # a local session: nothing to log
+                self.tracker.remove(sid)
+            else:
+                self._close_session(sid, 0)
             c = self.by_session.get(sid)
             if c is not None:
                 self.drop(c)
@@ -398,6 +427,15 @@ class Engine:
         c.last_cxid = xid
         if op == Op.AUTH:
             self._auth(c, xid, r)
+            return
+        if self.role == "readonly" and op in WRITE_OPS:
+            if op == Op.CLOSE_SESSION:  # a local session: nothing to log
+                self.tracker.remove(c.session_id)
+                self._reply(c, xid, self.tree.last_zxid, 0)
+                self.drop(c)
+                self.out.append((c, None))
+            else:
+                self._reply(c, xid, self.tree.last_zxid, Err.NOT_READ_ONLY)
             return
         if self.role == "learner":
             if op in WRITE_OPS or op == Op.SYNC:

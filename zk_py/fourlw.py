@@ -33,6 +33,7 @@ class ServerView(Protocol):
     count_latency: int
     durable: int
     serving: bool
+    read_only: bool
     started_mono: int
     last_snapshot_zxid: int
 
@@ -162,8 +163,8 @@ def run(cmd: str, srv: ServerView, me: Client) -> str:
     if cmd == "ruok":
         return "imok"
     if cmd == "isro":
-        return "rw" if srv.serving else "null"
-    if not srv.serving and cmd not in ("conf", "envi"):
+        return "ro" if srv.read_only else "rw" if srv.serving else "null"
+    if not (srv.serving or srv.read_only) and cmd not in ("conf", "envi"):
         return NOT_SERVING
     if cmd == "srvr":
         return "\n".join([f"Zookeeper version: {VERSION}", *_server_lines(srv)]) + "\n"

@@ -230,6 +230,8 @@ class QuorumPeer:
     # ---- status
 
     def mode(self) -> str:
+        if self.server.read_only:
+            return "read-only"
         return {
             PeerState.LEADING: "leader",
             PeerState.FOLLOWING: "follower",
@@ -322,10 +324,22 @@ class QuorumPeer:
         log.info("LOOKING: last zxid 0x%x, current epoch %d", e.last_zxid, e.current_epoch)
         for dst, note in e.start(mono_ms()):
             self.net.send(dst, note)
+        srv = self.server
+        # readonlymode.enabled: after max(2 s, tickTime) without a quorum, serve reads (upstream's delay).
+        ro_delay = max(2000, self.timing.tick_ms)
+        read_only_at = self.election_started + ro_delay if srv.cfg.readonly_mode else None
         while e.outcome is None:
             await asyncio.sleep(TICK_S / 2)
             for dst, note in e.tick(mono_ms()):
                 self.net.send(dst, note)
+            if read_only_at is not None and not srv.read_only and mono_ms() >= read_only_at:
+                srv.engine.role = "readonly"
+                srv.read_only = True
+                log.info("no quorum for %d ms: serving read-only clients", mono_ms() - self.election_started)
+        if srv.read_only:  # read-only sessions are local: none may leak into the quorum role
+            srv.drop_clients()
+            loop = asyncio.get_running_loop()
+            await loop.run_in_executor(None, srv.load_state, "looking")
         out = e.outcome
         self.state = out.state
         log.info(

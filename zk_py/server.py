@@ -108,7 +108,7 @@ class Connection(asyncio.Protocol):
             if self.state == "connected":
                 eng.request(client, frame)
             elif self.state == "new":
-                if not srv.serving:  # no quorum (yet): the client tries another server
+                if not (srv.serving or srv.read_only):  # no quorum (yet): the client tries another server
                     self._abort()
                     return
                 self._connect(frame)
@@ -125,6 +125,7 @@ class Connection(asyncio.Protocol):
             r = Reader(frame)
             req = ConnectRequest.read(r)
             with_ro = r.remaining() >= 1
+            client.can_be_read_only = with_ro and r.bool()
         except JuteError as e:
             log.info("%s: bad ConnectRequest (%s); closing", client.remote, e)
             self._abort()
@@ -179,6 +180,7 @@ class ZkServer:
         self.durable = 0
         self.visible = 0  # outputs produced at a tree zxid up to this may reach the wire
         self.serving = False
+        self.read_only = False  # no quorum, but serving reads to clients that accept that
         self.peer: QuorumPeer | None = None
         self.snapshot_base = 0  # zxid of the snapshot the tree was recovered from
         self.started_mono = mono_ms()
@@ -309,7 +311,7 @@ class ZkServer:
 
     def drop_clients(self) -> None:
         """Close every client connection (the role changed; clients reconnect, maybe elsewhere)."""
-        self.serving = False
+        self.serving = self.read_only = False
         for c in list(self.conns):
             c.state = "closed"
             if c.transport is not None:
@@ -497,7 +499,7 @@ class ZkServer:
             now = mono_ms()
             await asyncio.sleep(((now // tick + 1) * tick - now) / 1000 + 0.001)
             eng = self.engine
-            if not self.serving or eng.role == "learner":  # the leader expires sessions ensemble-wide
+            if not (self.serving or self.read_only) or eng.role == "learner":  # the leader expires them
                 continue
             eng.wall, eng.mono = wall_ms(), mono_ms()
             if eng.expire_sessions():

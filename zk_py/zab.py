@@ -682,6 +682,8 @@ class Learner:
 
     def persisted(self, zxid: int) -> list[Action]:
         """Our log is fsynced up to ``zxid``: ack it (followers), and NEWLEADER if it was waiting."""
+        if zxid > self.last_logged:
+            return []  # a write that completed after a TRUNC/SNAP replaced what it belonged to
         self.persisted_zxid = max(self.persisted_zxid, zxid)
         acts: list[Action] = []
         if not self.observer and self.phase in ("sync", "broadcast") and zxid & COUNTER_MASK:
