@@ -9,6 +9,7 @@ client-bound.
     .venv/bin/python bench/zk_bench.py                 # both servers, default load
     .venv/bin/python bench/zk_bench.py --quick         # smoke test, well under a minute
     .venv/bin/python bench/zk_bench.py --only apache --json out.json
+    .venv/bin/python bench/zk_bench.py --ensemble 3    # 3-server ensembles, client i on member i % 3
 """
 
 from __future__ import annotations
@@ -397,8 +398,13 @@ def _phase_bound(cfg: LoadConfig) -> float:
     return CONNECT_S + (len(LOAD_PHASES) + 1) * (cfg.duration_limit + 2 * STALL_S) + 30.0
 
 
-def drive(hosts: str, cfg: LoadConfig, log: Callable[[str], None]) -> dict[str, PhaseStats]:
-    """Run all phases against a running server at ``hosts`` and return per-phase stats."""
+def drive(members: list[str], cfg: LoadConfig, log: Callable[[str], None]) -> dict[str, PhaseStats]:
+    """Run all phases against running server(s) and return per-phase stats.
+
+    Load process i talks to ``members[i % len(members)]`` (one entry for a standalone server; one per
+    ensemble member, so reads spread over the members and writes are forwarded to the leader); the
+    synchronous-latency client talks to the first.
+    """
     root = f"/bench/run-{os.getpid()}-{time.time_ns()}"  # own subtree: a reused server never collides
     ctx = mp.get_context("spawn")  # fresh interpreters: no inherited threads or sockets
     out = ctx.Queue()
@@ -406,11 +412,15 @@ def drive(hosts: str, cfg: LoadConfig, log: Callable[[str], None]) -> dict[str, 
     barrier = ctx.Barrier(cfg.procs, timeout=cfg.duration_limit + 2 * STALL_S + CONNECT_S)
     procs = [
         ctx.Process(
-            target=_load_worker, args=(i, hosts, root, cfg, barrier, stop, out), name=f"zkbench-load-{i}"
+            target=_load_worker,
+            args=(i, members[i % len(members)], root, cfg, barrier, stop, out),
+            name=f"zkbench-load-{i}",
         )
         for i in range(cfg.procs)
     ]
-    procs.append(ctx.Process(target=_sync_worker, args=(hosts, root, cfg, stop, out), name="zkbench-sync"))
+    procs.append(
+        ctx.Process(target=_sync_worker, args=(members[0], root, cfg, stop, out), name="zkbench-sync")
+    )
     try:
         for p in procs[:-1]:
             p.daemon = True
@@ -443,17 +453,27 @@ def drive(hosts: str, cfg: LoadConfig, log: Callable[[str], None]) -> dict[str, 
 
 
 @contextmanager
-def _server(kind: str, workroot: Path | None, log: Callable[[str], None]) -> Iterator[str]:
-    """A fresh server of ``kind`` in a scratch directory, stopped and removed whatever happens."""
+def _server(
+    kind: str, workroot: Path | None, log: Callable[[str], None], ensemble: int = 0
+) -> Iterator[list[str]]:
+    """Fresh server(s) of ``kind`` in a scratch directory, stopped and removed whatever happens.
+
+    ``ensemble`` > 0: that many voters with upstream's default timing (tickTime 2000, initLimit 10,
+    syncLimit 5), each on its own loopback address; yields one connection string per member.
+    """
     from tests.support.servers import ZkServer
 
     workdir = Path(tempfile.mkdtemp(prefix=f"zkbench-{kind}-", dir=workroot))
     try:
+        if ensemble:
+            with _ensemble(kind, workdir, ensemble, log) as members:
+                yield members
+            return
         srv = ZkServer(kind, workdir)
         try:
             srv.start(timeout=SERVER_START_S)  # its error message already carries the log tail
             try:
-                yield srv.hosts
+                yield [srv.hosts]
             except Exception:
                 log(srv.log_tail(20))
                 raise
@@ -461,6 +481,17 @@ def _server(kind: str, workroot: Path | None, log: Callable[[str], None]) -> Ite
             srv.stop()
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+@contextmanager
+def _ensemble(kind: str, workdir: Path, voters: int, log: Callable[[str], None]) -> Iterator[list[str]]:
+    from tests.support.ensemble import Ensemble
+
+    timing = {"tickTime": "2000", "initLimit": "10", "syncLimit": "5"}
+    with Ensemble(kind, workdir, voters=voters, extra_cfg=timing) as ens:
+        ens.start(timeout=SERVER_START_S)
+        log(f"[{kind}] ensemble modes: {ens.modes()}")
+        yield [ens.member(sid).hosts for sid in sorted(ens.members)]
 
 
 def machine_info() -> dict[str, Any]:
@@ -589,6 +620,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--json", metavar="PATH", help="also write all figures as JSON ('-' = stdout, no table)")
     p.add_argument("--markdown", action="store_true", help="print the table as Markdown")
     p.add_argument("--workdir", type=Path, help="parent directory for the servers' scratch data dirs")
+    p.add_argument(
+        "--ensemble", type=int, default=0, metavar="N", help="run N-server ensembles instead of standalone"
+    )
     return p.parse_args(argv)
 
 
@@ -649,9 +683,9 @@ def main(argv: list[str] | None = None) -> int:
                 log(f"[{kind}] round {rnd + 1}/{args.repeat}: starting server (load average {load1:.2f})")
                 t0 = time.monotonic()
                 try:
-                    with _server(kind, args.workdir, log) as hosts:
-                        log(f"[{kind}] up at {hosts} after {time.monotonic() - t0:.1f}s; running load")
-                        phases = drive(hosts, cfg, log)
+                    with _server(kind, args.workdir, log, args.ensemble) as members:
+                        log(f"[{kind}] up at {members} after {time.monotonic() - t0:.1f}s; running load")
+                        phases = drive(members, cfg, log)
                         runs.append({"kind": kind, "round": rnd, "load_avg_1m": load1, "phases": phases})
                 except Exception as e:  # one server failing must not hide the other's figures
                     log(f"[{kind}] FAILED: {type(e).__name__}: {e}")
