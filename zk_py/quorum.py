@@ -133,6 +133,7 @@ class ElectionNet:
         self.addrs = addrs
         self.on_note = on_note
         self.queues: dict[int, asyncio.Queue[bytes]] = {p: asyncio.Queue(64) for p in addrs if p != sid}
+        self.last: dict[int, bytes] = {}  # re-sent on every (re)connection, as upstream's lastMessageSent
         self.tasks: list[asyncio.Task[None]] = []
         self.server: asyncio.Server | None = None
 
@@ -147,25 +148,43 @@ class ElectionNet:
             return
         if q.full():  # the peer is unreachable: old votes are worthless, the newest matters
             q.get_nowait()
-        q.put_nowait(encode_note(n))
+        frame = encode_note(n)
+        self.last[dst] = frame
+        q.put_nowait(frame)
 
     async def _outbound(self, dst: int) -> None:
         host, port = self.addrs[dst]
         q = self.queues[dst]
         while True:
             writer = None
+            eof: asyncio.Future[bytes] | None = None
             try:
-                _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), CONNECT_TIMEOUT_S)
+                reader, writer = await asyncio.wait_for(
+                    asyncio.open_connection(host, port), CONNECT_TIMEOUT_S
+                )
                 writer.write(_SID.pack(self.sid))
+                # A LOOKING peer may be backing off for up to a minute: tell it our latest vote now, so a
+                # healed partition or a restarted peer does not wait for the next scheduled resend.
+                if dst in self.last and q.empty():
+                    writer.write(self.last[dst])
+                # The peer never writes on this connection: a read that completes means it is gone.
+                eof = asyncio.ensure_future(reader.read(1))
                 while True:
-                    frame = await q.get()
-                    writer.write(frame)
+                    get = asyncio.ensure_future(q.get())
+                    await asyncio.wait({get, eof}, return_when=asyncio.FIRST_COMPLETED)
+                    if eof.done():
+                        get.cancel()
+                        break
+                    writer.write(get.result())
                     await writer.drain()
-            except (OSError, TimeoutError, ConnectionError):
-                await asyncio.sleep(0.1)
+            except (OSError, TimeoutError, RuntimeError):  # uvloop: RuntimeError on a closed transport
+                pass
             finally:
+                if eof is not None:
+                    eof.cancel()
                 if writer is not None:
                     writer.close()
+            await asyncio.sleep(0.1)
 
     async def _inbound(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -409,7 +428,14 @@ class QuorumPeer:
             while core is self.leader_core and not self.lost.is_set():
                 pkt = decode_packet(await read_frame(reader, MAX_QUORUM_FRAME))
                 self._apply(core.receive(sid, pkt, mono_ms()))
-        except (OSError, ValueError, TimeoutError, asyncio.IncompleteReadError, struct.error) as e:
+        except (
+            OSError,
+            ValueError,
+            TimeoutError,
+            RuntimeError,
+            asyncio.IncompleteReadError,
+            struct.error,
+        ) as e:
             log.info("learner %d link closed: %s", sid, e or type(e).__name__)
         finally:
             writer.close()
@@ -465,7 +491,7 @@ class QuorumPeer:
                         self._apply([act])
                 self.phase = core.phase
                 srv.pump()
-        except (OSError, ValueError, asyncio.IncompleteReadError, struct.error) as e:
+        except (OSError, ValueError, RuntimeError, asyncio.IncompleteReadError, struct.error) as e:
             self._lose(f"link to leader {outcome.leader} broke: {e or type(e).__name__}")
         finally:
             ticker.cancel()

@@ -341,7 +341,7 @@ class SrvrOnlyApache(ZkServer):
     The shared readiness check asks ``ruok``, which this server refuses, so wait on ``srvr`` instead.
     """
 
-    def _wait_ready(self, timeout: float) -> None:
+    def _wait_ready(self, timeout: float, serving: bool = True) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if not self.running():

@@ -20,7 +20,7 @@ import threading
 import time
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Self
+from typing import IO, Literal, Self
 
 from paasctl.fourlw import send_command
 
@@ -48,6 +48,7 @@ log4j.appender.CONSOLE.layout.ConversionPattern=%d{ISO8601} - %-5p [%t:%C{1}@%L]
 """
 
 _NOT_SERVING = "not currently serving requests"
+StartWait = Literal["serving", "ruok", "none"]
 _LIVE: set[ZkServer] = set()
 _LIVE_LOCK = threading.Lock()
 
@@ -193,8 +194,13 @@ class ZkServer:
             env.setdefault("PYTHONUNBUFFERED", "1")
         return env
 
-    def start(self, timeout: float = 30.0) -> None:
-        """Write zoo.cfg, launch the server and return once ``ruok`` answers ``imok``."""
+    def start(self, timeout: float = 30.0, wait: StartWait = "serving") -> None:
+        """Write zoo.cfg, launch the server and return once it is ready as far as ``wait`` asks.
+
+        ``"serving"`` (the default) waits until ``ruok`` answers ``imok`` and ``srvr`` says requests are
+        served; ``"ruok"`` only until the client port answers, and ``"none"`` returns right after the launch.
+        An ensemble member needs the weaker ones: alone it answers ``ruok`` but never serves.
+        """
         if self.running():
             raise ZkServerError(f"{self!r} is already running")
         self._close_log()
@@ -213,13 +219,15 @@ class ZkServer:
         )
         with _LIVE_LOCK:
             _LIVE.add(self)
+        if wait == "none":
+            return
         try:
-            self._wait_ready(timeout)
+            self._wait_ready(timeout, serving=wait == "serving")
         except BaseException:
             self.kill()
             raise
 
-    def _wait_ready(self, timeout: float) -> None:
+    def _wait_ready(self, timeout: float, serving: bool) -> None:
         deadline = time.monotonic() + timeout
         last_error = "no answer yet"
         while True:
@@ -232,7 +240,9 @@ class ZkServer:
             try:
                 answer = self.four_letter("ruok", timeout=1.0)
                 # Apache answers ruok before its request pipeline is up; srvr tells the difference.
-                if answer == "imok" and _NOT_SERVING not in self.four_letter("srvr", timeout=1.0):
+                if answer == "imok" and (
+                    not serving or _NOT_SERVING not in self.four_letter("srvr", timeout=1.0)
+                ):
                     return
                 last_error = f"ruok answered {answer!r}" if answer != "imok" else "not serving requests yet"
             except OSError as e:
@@ -285,11 +295,11 @@ class ZkServer:
             self._log_file.close()
             self._log_file = None
 
-    def restart(self, timeout: float = 30.0) -> None:
+    def restart(self, timeout: float = 30.0, wait: StartWait = "serving") -> None:
         """Start again on the same port and dataDir (stopping first if it is still running)."""
         if self.running():
             self.stop()
-        self.start(timeout=timeout)
+        self.start(timeout=timeout, wait=wait)
 
     # ------------------------------------------------------------------ inspection
 
