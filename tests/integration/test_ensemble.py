@@ -5,6 +5,9 @@ its quorum mode exists."""
 from __future__ import annotations
 
 import contextlib
+import os
+import shutil
+import signal
 import struct
 import threading
 import time
@@ -14,7 +17,7 @@ from typing import Any
 
 import pytest
 from kazoo.client import KazooClient
-from kazoo.exceptions import KazooException
+from kazoo.exceptions import KazooException, NotReadOnlyCallError
 from kazoo.handlers.threading import KazooTimeoutError
 
 from tests.support.clients import WAIT, client_factory
@@ -298,3 +301,115 @@ def test_cas_history_across_leader_crash_is_linearizable(ensemble: EnsembleFacto
     )
     result = check(history)
     assert result.ok, result.explanation
+
+
+def _log(ens: Ensemble, sid: int) -> str:
+    return ens.member(sid).log_path.read_text(errors="replace")
+
+
+def test_member_with_a_diverged_log_is_truncated_on_restart(ensemble: EnsembleFactory, kind: str) -> None:
+    """A leader logs a write no follower ever saw, crashes; after a new epoch it must drop that write."""
+    ens = ensemble(proxied=True)
+    old = ens.sid_of(ens.leader())
+    others = [sid for sid in ens.voter_ids if sid != old]
+    with clients(ens.member(old).hosts) as (zk,):
+        zk.create("/before", b"b")
+        ens.blackhole(old)  # links stay up, nothing gets through: the leader logs but cannot replicate
+        attempt = zk.create_async("/diverged", b"never acknowledged")
+        time.sleep(0.2)  # within syncLimit (400 ms): the leader still leads and has logged the proposal
+        ens.member(old).kill()
+        ens.partition(old)  # reset the silent links, dropping whatever they held
+        with pytest.raises(UNKNOWN_OUTCOME):
+            attempt.get(timeout=OP_TIMEOUT)
+    ens.heal()
+    ens.wait_for_leader(exclude=[old])
+    with clients(ens.hosts_of(others)) as (zk,):
+        zk.create("/after", b"a")  # the new epoch has history the old leader lacks
+    ens.start_member(old)
+    ens.wait_ready()
+    assert_converged(ens, {"/before", "/after"})
+    assert "/diverged" not in ens.tree_snapshot(old)
+    if kind == "zk_py":
+        assert "truncated to 0x" in _log(ens, old)
+
+
+def test_member_without_data_catches_up_from_a_snapshot(ensemble: EnsembleFactory, kind: str) -> None:
+    """A member whose disk was replaced rejoins empty: older than the leader's history, it gets SNAP."""
+    ens = ensemble(extra_cfg={"snapCount": "20"})
+    with clients(ens.hosts) as (zk,):
+        for i in range(120):
+            zk.create(f"/snap-{i:03d}", b"x" * 100)
+    for sid in ens.members:  # restarted leaders start their history at their newest snapshot
+        ens.member(sid).stop()
+    for sid in ens.members:
+        ens.start_member(sid)
+    ens.wait_ready()
+    with clients(ens.hosts) as (zk,):
+        zk.create("/after-restart", b"y")
+    victim = ens.sid_of(ens.followers()[0])
+    member = ens.member(victim)
+    member.stop()
+    shutil.rmtree(member.data_dir / "version-2")
+    ens.start_member(victim)
+    ens.wait_ready()
+    assert_converged(ens, {f"/snap-{i:03d}" for i in range(120)} | {"/after-restart"})
+    if kind == "zk_py":
+        assert "loaded the leader's snapshot" in _log(ens, victim)
+
+
+def test_sessions_are_global(ensemble: EnsembleFactory) -> None:
+    """Sessions live on the leader: renewed through a follower, moved between members, expired everywhere."""
+    ens = ensemble()
+    f1, f2 = (ens.sid_of(m) for m in ens.followers())
+    leader = ens.sid_of(ens.leader())
+    with clients(ens.member(f1).hosts, ens.member(leader).hosts) as (zk1, zl):
+        zk1.create("/owned", b"e", ephemeral=True)
+        sid, passwd = zk1.client_id
+        time.sleep(2.5 * zk1._session_timeout / 1000)  # well past the negotiated timeout
+        zl.sync("/owned")
+        assert zl.exists("/owned") is not None, "a session kept alive on a follower expired on the leader"
+        with client_factory(ens.member(f2).hosts) as make:  # the same session on another member
+            moved = make(client_id=(sid, passwd), **CLIENT_OPTIONS)
+            assert moved.client_id[0] == sid
+            assert moved.exists("/owned").ephemeralOwner == sid
+        # The session's connections are gone and nobody renews it: the leader expires it for everyone.
+        zk1.stop()  # (kazoo closes the session; zk1 was displaced by `moved` anyway)
+        wait_until("the ephemeral disappears everywhere", lambda: zl.exists("/owned") is None)
+    with clients(ens.member(f2).hosts) as (zk2,):
+        zk2.create("/expiring", b"e", ephemeral=True)
+        os.kill(ens.member(f2).pid or 0, signal.SIGSTOP)  # its client can no longer renew the session
+        try:
+            with clients(ens.member(leader).hosts) as (zl,):
+                wait_until("the leader expires the silent session", lambda: zl.exists("/expiring") is None)
+        finally:
+            os.kill(ens.member(f2).pid or 0, signal.SIGCONT)
+
+
+def test_read_only_mode_serves_reads_without_quorum(tmp_path: Path) -> None:
+    """readonlymode.enabled: a member cut off from the quorum serves read-only clients, refuses the rest."""
+    with Ensemble("zk_py", tmp_path, extra_cfg={"readonlymode.enabled": "true"}) as ens:
+        ens.start()
+        with clients(ens.hosts) as (zk,):
+            zk.create("/kept", b"v")
+        survivor, *others = ens.voter_ids
+        for sid in others:
+            ens.member(sid).stop()
+        srv = ens.member(survivor)
+        wait_until("the survivor turns read-only", lambda: srv.four_letter("isro") == "ro")
+        assert "Mode: read-only" in srv.four_letter("srvr")
+        with client_factory(srv.hosts) as make:
+            ro = make(read_only=True, **CLIENT_OPTIONS)
+            assert ro.get("/kept")[0] == b"v"
+            with pytest.raises(NotReadOnlyCallError):
+                ro.create("/refused", b"x")
+        rw = KazooClient(hosts=srv.hosts, timeout=2.0, connection_retry={"max_tries": 1})
+        try:
+            with pytest.raises(KazooTimeoutError):  # a read-write client gets no session
+                rw.start(timeout=REFUSAL_WAIT)
+        finally:
+            rw.stop()
+            rw.close()
+        for sid in others:
+            ens.start_member(sid)
+        ens.wait_ready()
+        assert srv.four_letter("isro") == "rw"

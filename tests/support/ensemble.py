@@ -325,6 +325,14 @@ class Ensemble:
             if sid in (src, dst):
                 proxy.block()
 
+    def blackhole(self, sid: int) -> None:
+        """Silently cut ``sid`` off (links stay up, bytes vanish); follow with ``partition`` then ``heal``."""
+        if not self.proxied:
+            raise EnsembleError("blackhole() needs Ensemble(proxied=True)")
+        for (src, dst, _), proxy in self._proxies.items():
+            if sid in (src, dst):
+                proxy.blackhole()
+
     def heal(self) -> None:
         for proxy in self._proxies.values():
             proxy.unblock()

@@ -84,6 +84,7 @@ class FaultProxy:
         self.refused_grace = refused_grace
         self.name = name or f"proxy->{target[0]}:{target[1]}"
         self.blocked = False
+        self.blackholed = False  # connections stay up but every byte is dropped (a silent partition)
         self.accepted = 0  # connections accepted so far (blocked or not), for tests
         self._pairs: set[_Pair] = set()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -114,7 +115,15 @@ class FaultProxy:
         self._call(self._set_blocked(True))
 
     def unblock(self) -> None:
+        self.blackholed = False
         self._call(self._set_blocked(False))
+
+    def blackhole(self) -> None:
+        """Keep every connection open but drop all bytes, both ways: peers notice only by their timeouts.
+
+        The streams are corrupt afterwards; end with ``block()`` (which resets them) before ``unblock()``.
+        """
+        self.blackholed = True
 
     def close(self) -> None:
         """Stop listening, reset all connections and end the loop thread. Safe to call twice."""
@@ -197,8 +206,8 @@ class FaultProxy:
             return False
         pair.upstream.write(first)
         pumps = [
-            asyncio.ensure_future(_pump(reader, pair.upstream)),
-            asyncio.ensure_future(_pump(up_reader, pair.downstream)),
+            asyncio.ensure_future(_pump(reader, pair.upstream, self)),
+            asyncio.ensure_future(_pump(up_reader, pair.downstream, self)),
         ]
         try:
             await asyncio.wait(pumps, return_when=asyncio.FIRST_EXCEPTION)
@@ -235,9 +244,11 @@ class FaultProxy:
         return seen
 
 
-async def _pump(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+async def _pump(src: asyncio.StreamReader, dst: asyncio.StreamWriter, proxy: FaultProxy) -> None:
     """Copy until EOF, then pass the half-close on; errors end the whole connection (via the caller)."""
     while chunk := await src.read(CHUNK):
+        if proxy.blackholed:
+            continue
         dst.write(chunk)
         await dst.drain()
     if dst.can_write_eof():
