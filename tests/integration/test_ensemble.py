@@ -266,8 +266,11 @@ def test_lost_majority_stops_writes_until_it_returns(ensemble: EnsembleFactory) 
     assert_converged(ens, acked)
 
 
-def test_cas_history_across_leader_crash_is_linearizable(ensemble: EnsembleFactory) -> None:
-    ens = ensemble()
+@pytest.mark.parametrize("fault", ["crash", "partition"])
+def test_cas_history_across_leader_failure_is_linearizable(ensemble: EnsembleFactory, fault: str) -> None:
+    """Jepsen-style: concurrent read/write/CAS on one znode from every member while the leader crashes
+    (kill -9) or is cut off from the majority; the history must be linearizable."""
+    ens = ensemble(proxied=fault == "partition")
     old = ens.sid_of(ens.leader())
     members = [ens.member(sid).hosts for sid in sorted(ens.members)]
     # Client i starts on member i % n and fails over to the others in order.
@@ -291,10 +294,15 @@ def test_cas_history_across_leader_crash_is_linearizable(ensemble: EnsembleFacto
     workload.start()
     wait_until("40 completed ops before the crash", lambda: history.count("ok") >= 40, timeout=30)
     crash = time.monotonic_ns()
-    ens.member(old).kill()
+    if fault == "crash":
+        ens.member(old).kill()
+    else:
+        ens.partition(old)
     ens.wait_for_leader(exclude=[old])
     workload.join(timeout=60.0 + 2 * OP_TIMEOUT + 20)
     assert not workload.is_alive()
+    if fault == "partition":
+        ens.heal()
     ops = history.ops()
     assert any(op.status == "ok" and op.invoke > crash and op.kind != "read" for op in ops), (
         "no write after the crash"
