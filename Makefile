@@ -1,5 +1,5 @@
 # Thin wrappers over scripts/: the scripts are what CI and the README run.
-.PHONY: demo test unit lint bench setup
+.PHONY: demo test unit lint bench bench-ensemble soak setup
 
 setup:
 	bash scripts/setup.sh
@@ -20,3 +20,12 @@ lint: setup
 
 bench: setup
 	.venv/bin/python bench/zk_bench.py
+
+bench-ensemble: setup
+	.venv/bin/python bench/zk_bench.py --ensemble 3 --repeat 3 --markdown
+	.venv/bin/python bench/zk_failover.py --rounds 5
+
+# The long fault runs (not in CI): many more simulated ZAB runs, and the real-process fault tests repeated.
+soak: setup
+	ZAB_SIM_RUNS=20000 .venv/bin/python -m pytest tests/unit/test_zab_sim.py -q
+	for i in 1 2 3 4 5; do .venv/bin/python -m pytest tests/integration/test_ensemble.py -q -x || exit 1; done
