@@ -8,7 +8,7 @@ ensemble (issue 3); ZAB discovery/sync/broadcast will follow the same shape.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import IntEnum
 
 FINALIZE_WAIT_MS = 200
@@ -52,6 +52,11 @@ def better(new: Vote, cur: Vote, voters: frozenset[int]) -> bool:
     if new.leader not in voters:
         return False
     return (new.peer_epoch, new.zxid, new.leader) > (cur.peer_epoch, cur.zxid, cur.leader)
+
+
+def same_leader(a: Vote, b: Vote) -> bool:
+    """Upstream Vote.equals for servers out of election: their zxids may differ (ZOOKEEPER-1732)."""
+    return a.leader == b.leader and a.peer_epoch == b.peer_epoch
 
 
 def has_quorum(supporters: set[int], voters: frozenset[int]) -> bool:
@@ -151,13 +156,20 @@ class Election:
             if has_quorum(supporters, self.voters) and self._leader_confirmed(n.vote, n.election_epoch):
                 return self._decide(n.vote, n.election_epoch)
         self.out_of_election[n.sender] = (n.vote, n.state)
-        supporters = {s for s, (v, _) in self.out_of_election.items() if v == n.vote}
+        supporters = {s for s, (v, _) in self.out_of_election.items() if same_leader(v, n.vote)}
         if has_quorum(supporters | {n.vote.leader}, self.voters) and self._leader_confirmed(
             n.vote, n.election_epoch
         ):
             self.logical_clock = n.election_epoch
             return self._decide(n.vote, n.election_epoch)
         return out
+
+    def established(self, epoch: int) -> None:
+        """The ZAB layer serves in ``epoch``: report that epoch from now on (upstream updateElectionVote),
+        so every member of the ensemble answers a looking server with the same vote."""
+        if self.outcome is not None:
+            self.proposal = replace(self.proposal, peer_epoch=epoch)
+            self.outcome = replace(self.outcome, peer_epoch=epoch)
 
     def _leader_confirmed(self, vote: Vote, election_epoch: int) -> bool:
         """checkLeader: follow another server only after it said it leads; lead only in our own round."""

@@ -234,6 +234,7 @@ class QuorumPeer:
         self.elections = 0
         self.election_started = 0
         self.last_election_ms = 0
+        self.need_snapshot = False
         self.last_proposal_size = self.max_proposal_size = self.min_proposal_size = -1
         last = server.engine.tree.last_zxid
         self.current_epoch = read_epoch(cfg.data_dir, "currentEpoch", epoch_of(last))
@@ -471,7 +472,7 @@ class QuorumPeer:
             observer=self.observer,
             accepted_epoch=self.accepted_epoch,
             current_epoch=self.current_epoch,
-            last_zxid=srv.engine.tree.last_zxid,
+            last_zxid=-1 if self.need_snapshot else srv.engine.tree.last_zxid,  # -1: the leader sends SNAP
             now=mono_ms(),
             timing=self.timing,
             session_report=lambda: self.server.engine.drain_touches(),
@@ -509,11 +510,15 @@ class QuorumPeer:
     async def _truncate(self, zxid: int) -> None:
         srv = self.server
         await srv.flush()
+        if any(z > zxid for z, _ in snapshot_files(srv.cfg.data_dir)):
+            # Our snapshot holds txns the leader wants gone (a SNAP taken while they were in flight).
+            # Keep everything -- it may hold txns we acked -- and ask for a whole snapshot instead,
+            # which replaces the state in one step.
+            self.need_snapshot = True
+            self._lose(f"asked to truncate to 0x{zxid:x}, below our newest snapshot: resyncing by SNAP")
+            return
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(None, srv.txnlog.truncate_after, zxid)
-        for z, path in snapshot_files(srv.cfg.data_dir):
-            if z > zxid:
-                path.unlink()
         await loop.run_in_executor(None, srv.load_state, "learner")
         if srv.engine.tree.last_zxid != zxid:
             self._lose(f"truncation to 0x{zxid:x} left the state at 0x{srv.engine.tree.last_zxid:x}")
@@ -535,6 +540,7 @@ class QuorumPeer:
         await loop.run_in_executor(None, replace_files)
         srv.set_tree(tree, "learner")
         srv.snapshot_base = srv.last_snapshot_zxid = zxid
+        self.need_snapshot = False
         log.info("loaded the leader's snapshot at 0x%x (%d bytes)", zxid, len(payload))
 
     # ---- hooks from the server
@@ -624,6 +630,7 @@ class QuorumPeer:
         srv.visible = max(srv.visible, zxid)
         srv.serving = True
         self.phase = "broadcast"
+        self.election.established(epoch_of(zxid))
         took = mono_ms() - self.election_started
         self.last_election_ms = took
         log.info("%s serving at zxid 0x%x, %d ms after the election began", self.mode(), zxid, took)

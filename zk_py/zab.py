@@ -375,17 +375,20 @@ class Leader:
         zxids = [z for z, _ in self.log]
         i = bisect.bisect_left(zxids, peer)
         known = i < len(zxids) and zxids[i] == peer
-        if peer == self.last_zxid:
-            acts.append(Send(dst, Packet(P.DIFF, self.last_zxid)))
-            start = len(self.log)
-        elif peer > self.history_start and not known:
+        if peer > self.history_start and (not known or peer > self.committed):
+            # The learner logged txns we never had, or have not committed: roll it back to the last
+            # point we share at or below our commit point and resend the rest (upstream: TRUNC to
+            # maxCommittedLog).  A DIFF would let it serve them before their COMMIT, and never re-ack.
             prev = self.history_start
             for z in zxids:
-                if z >= peer:
+                if z >= peer or z > self.committed:
                     break
                 prev = z
             acts.append(Send(dst, Packet(P.TRUNC, prev)))
             start = _index_after(zxids, prev)
+        elif peer == self.last_zxid:
+            acts.append(Send(dst, Packet(P.DIFF, self.last_zxid)))
+            start = len(self.log)
         elif peer >= self.history_start:
             acts.append(Send(dst, Packet(P.DIFF, self.last_zxid)))
             start = _index_after(zxids, peer)
@@ -394,12 +397,13 @@ class Leader:
             acts.append(Send(dst, Packet(P.SNAP, snap_zxid, payload)))
             v.uptodate_after = snap_zxid
             start = _index_after(zxids, snap_zxid)
+        established = self.phase == "broadcast"
         for z, rec in self.log[start:]:
-            if z <= self.committed:
-                acts.append(Send(dst, Packet(P.PROPOSAL, z, rec)))
+            if z > self.committed and v.observer:
+                continue  # in flight: its INFORM follows with everyone else's
+            acts.append(Send(dst, Packet(P.PROPOSAL, z, rec)))
+            if z <= self.committed and established:  # before that, _establish commits the history
                 acts.append(Send(dst, Packet(P.COMMIT, z)))
-            elif not v.observer:  # in flight: its COMMIT follows with everyone else's
-                acts.append(Send(dst, Packet(P.PROPOSAL, z, rec)))
         acts.append(Send(dst, Packet(P.NEWLEADER, make_zxid(self.epoch, 0))))
         v.forwarding = True
         return acts
@@ -432,9 +436,12 @@ class Leader:
         """A quorum acked NEWLEADER: the epoch is established and the whole history committed."""
         self.phase = "broadcast"
         base = make_zxid(self.epoch, 0)
+        history_end = self.last_zxid
         self.committed = max(self.last_zxid, base)
         acts: list[Action] = [Serving(base)]
         for v in sorted(self.learners.values(), key=lambda v: v.sid):
+            if v.forwarding and history_end:  # the history it was sent is committed only now
+                acts.append(Send(v.sid, Packet(P.COMMIT, history_end)))
             if v.newleader_acked:
                 acts += self._maybe_uptodate(v)
         return acts
@@ -572,6 +579,7 @@ class Learner:
         self.epoch = -1
         self.last_heard = now
         self.newleader_zxid: int | None = None
+        self.newleader_acked = False
         self.serving = False
 
     def connected(self, now: int) -> list[Action]:
@@ -673,12 +681,20 @@ class Learner:
         epoch = epoch_of(zxid)
         if epoch != self.epoch or self.phase != "sync":
             return [Lost(f"NEWLEADER for epoch {epoch} in phase {self.phase}")]
-        self.current_epoch = epoch
         self.newleader_zxid = zxid
-        acts: list[Action] = [SaveEpochs(self.accepted_epoch, epoch)]
-        if self.persisted_zxid >= self.last_logged:
-            acts.append(Send(self.leader, Packet(P.ACK, zxid)))
-        return acts
+        return self._ack_newleader()
+
+    def _ack_newleader(self) -> list[Action]:
+        """Take the new epoch and ack NEWLEADER once everything synced is fsynced (ZOOKEEPER-4646): a
+        currentEpoch on disk ahead of the log would let this server win an election it must lose."""
+        if self.newleader_acked or self.newleader_zxid is None or self.persisted_zxid < self.last_logged:
+            return []
+        self.newleader_acked = True
+        self.current_epoch = epoch_of(self.newleader_zxid)
+        return [
+            SaveEpochs(self.accepted_epoch, self.current_epoch),
+            Send(self.leader, Packet(P.ACK, self.newleader_zxid)),
+        ]
 
     def persisted(self, zxid: int) -> list[Action]:
         """Our log is fsynced up to ``zxid``: ack it (followers), and NEWLEADER if it was waiting."""
@@ -688,13 +704,8 @@ class Learner:
         acts: list[Action] = []
         if not self.observer and self.phase in ("sync", "broadcast") and zxid & COUNTER_MASK:
             acts.append(Send(self.leader, Packet(P.ACK, zxid)))
-        if (
-            self.newleader_zxid is not None
-            and not self.serving
-            and self.persisted_zxid >= self.last_logged
-            and self.phase == "sync"
-        ):
-            acts.append(Send(self.leader, Packet(P.ACK, self.newleader_zxid)))
+        if self.phase == "sync":
+            acts += self._ack_newleader()
         return acts
 
     def forward(self, data: bytes) -> list[Action]:

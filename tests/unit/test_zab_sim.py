@@ -6,14 +6,13 @@ Safety invariants are checked on every action; liveness after a quiet period.  A
 and configuration and prints the last events; ``Sim(seed, config).scenario()`` replays it exactly.
 ``ZAB_SIM_RUNS=n`` spreads about n runs over the soak tests instead of the default few thousand.
 
-What the simulator found in the core today is pinned as strict xfails (``FINDINGS``): directed scenarios
-plus the soak seeds that hit them.
+The directed scenarios at the end replay what this simulator found in the first version of the core
+(each was a real bug, fixed in zab.py / election.py / the driver): keep them as regression tests.
 """
 
 from __future__ import annotations
 
 import bisect
-import functools
 import heapq
 import itertools
 import os
@@ -160,13 +159,13 @@ class Config:
     faults: tuple[str, ...] = ("crash", "reset", "partition", "isolate_leader")
     vote_loss: float = 0.1
     vote_dup: float = 0.1
-    # Every Deliver must extend the committed sequence, even before UPTODATE.  Off (until finding F1 is
-    # fixed) a pre-UPTODATE Deliver is only counted, and the tree is checked when the learner serves.
-    strict_deliver: bool = False
-    # The driver-side fix for F2/F2b: asked to truncate below its snapshot, a learner keeps its state, goes
-    # back to election and next reports last zxid -1, which makes the leader send a SNAP.  Off: the brief's
-    # Truncate (drop the newer snapshot, reload what is left).
-    snap_resync: bool = False
+    # Every Deliver must extend the committed sequence, even before UPTODATE.  Off, a pre-UPTODATE Deliver
+    # is only counted, and the tree is checked when the learner serves.
+    strict_deliver: bool = True
+    # What quorum.py does: asked to truncate below its snapshot, a learner keeps its state, goes back to
+    # election and next reports last zxid -1, which makes the leader send a SNAP.  Off: drop the newer
+    # snapshot and reload what is left (unsafe: the scenarios below show it).
+    snap_resync: bool = True
 
 
 class Sim:
@@ -769,76 +768,6 @@ def soak_config(name: str, seed: int, long: bool = False) -> Config:
     )
 
 
-# What the simulator found in zk_py's core (details and fixes in the report): reason, and the violation
-# it shows as.  Each runs below as a strict xfail, so fixing the core turns it into a failure to remove.
-FINDINGS = {
-    "F1": (
-        "zab: a new leader COMMITs its history during sync, before a quorum acked NEWLEADER",
-        "its tree is not a prefix of the committed sequence",
-    ),
-    "F2": (
-        "zab: SNAP ships the leader's speculative tree; a later TRUNC below that snapshot cannot be applied "
-        "(fixed by the driver's Config.snap_resync)",
-        "cannot rebuild the state there",
-    ),
-    "F2b": (
-        "zab: a SNAP in the initial sync persists a history the new leader has not established yet; if it "
-        "never is, a later leader's TRUNC falls below that snapshot (fixed by Config.snap_resync)",
-        "cannot rebuild the state there",
-    ),
-    "F3": (
-        "zab: a learner reloads logged-but-uncommitted proposals, gets DIFF and serves them before COMMIT",
-        "serves a tree that is not a prefix of the committed sequence",
-    ),
-    "F4": (
-        "election: a follower joins a re-elected leader with a stale vote; restarted servers never join",
-        "settled voters report different votes",
-    ),
-    "F5": (
-        "zab: a learner persists currentEpoch on NEWLEADER before the synced txns are fsynced",
-        "without every committed txn",
-    ),
-}
-# Soak seeds that fail today (the first two inside the default ranges, which skip them).  Any change to
-# the core or the simulator reshuffles trajectories: refresh this from the lines a failing soak prints.
-KNOWN: dict[tuple[str, int, bool], str] = {
-    ("5+1", 461, False): "F2",
-    ("3+1", 4, True): "F5",
-    ("3", 1321, False): "F3",
-    ("5", 906, False): "F4",
-    ("5+1", 1941, False): "F5",
-}
-
-
-def xfail(key: str) -> pytest.MarkDecorator:
-    return pytest.mark.xfail(strict=True, raises=AssertionError, reason=f"{key}: {FINDINGS[key][0]}")
-
-
-def expect(key: str, scenario: Callable[[], object]) -> None:
-    """Run a scenario that shows finding ``key``: its violation propagates, any other failure is an error."""
-    symptom = FINDINGS[key][1]
-    try:
-        scenario()
-    except AssertionError as e:
-        if symptom not in str(e):
-            raise RuntimeError(f"expected {symptom!r}, got: {e}") from e
-        raise
-
-
-def finding(key: str) -> Callable[[Callable[[], None]], Callable[[], None]]:
-    """A directed scenario for finding ``key``, as a strict xfail on exactly that violation."""
-
-    def wrap(scenario: Callable[[], None]) -> Callable[[], None]:
-        @xfail(key)
-        @functools.wraps(scenario)
-        def test() -> None:
-            expect(key, scenario)
-
-        return test
-
-    return wrap
-
-
 def soak(name: str, seeds: range, long: bool = False) -> Counter[str]:
     """Run every seed; print totals, and fail on any seed that is not a known finding."""
     totals: Counter[str] = Counter()
@@ -846,8 +775,6 @@ def soak(name: str, seeds: range, long: bool = False) -> Counter[str]:
     sim_ms = 0
     started = time.perf_counter()
     for seed in seeds:
-        if (name, seed, long) in KNOWN:
-            continue
         sim = Sim(seed, soak_config(name, seed, long))
         try:
             sim.scenario()
@@ -864,9 +791,8 @@ def soak(name: str, seeds: range, long: bool = False) -> Counter[str]:
         + ", ".join(f"{k} {totals[k]}" for k in keys)
         + f"; other {dict((k, v) for k, v in totals.items() if k not in keys)}"
     )
-    for seed, msg in failures.items():  # ready to paste into KNOWN, once triaged
-        key = next((k for k, (_, symptom) in FINDINGS.items() if symptom in msg), "new?")
-        print(f'    ("{name}", {seed}, {long}): "{key}",  # {msg.splitlines()[1]}')
+    for seed, msg in failures.items():
+        print(f"    {name} seed {seed}{' long' if long else ''}: {msg.splitlines()[1]}")
     assert not failures, next(iter(failures.values()))
     return totals
 
@@ -881,14 +807,6 @@ def test_short_runs_under_faults(name: str) -> None:
 @pytest.mark.parametrize("name", ["3", "3+1", "5", "5+1"])
 def test_long_runs_under_faults(name: str) -> None:
     soak(name, range(LONG_RUNS), long=True)
-
-
-@pytest.mark.parametrize(
-    "name,seed,long,key",
-    [pytest.param(name, seed, long, key, marks=xfail(key)) for (name, seed, long), key in KNOWN.items()],
-)
-def test_known_failing_soak_seeds(name: str, seed: int, long: bool, key: str) -> None:
-    expect(key, Sim(seed, soak_config(name, seed, long)).scenario)
 
 
 def test_zxid_rollover_forces_a_new_epoch() -> None:
@@ -941,16 +859,15 @@ def test_leader_cut_off_from_the_majority_steps_down(voters: int, seed: int) -> 
     sim.settle()
 
 
-# ---- the findings, each as a short directed scenario (strict xfail until zab.py/election.py change)
+# ---- what the simulator found in the first core, each as a short directed scenario (regression tests)
 
 
 def followers(sim: Sim, lead: Server) -> list[Server]:
     return [s for s in sim.servers.values() if s is not lead and not s.observer]
 
 
-@finding("F1")
-def test_f1_learners_deliver_only_committed_txns() -> None:
-    """Invariant 2 taken literally: every Deliver extends the committed sequence."""
+def test_learners_deliver_only_committed_txns() -> None:
+    """A new leader must not COMMIT its history to learners before a quorum acked NEWLEADER."""
     sim = converged_sim(1, 3, strict_deliver=True)
     lead = sim.leader()
     assert lead is not None
@@ -1016,26 +933,23 @@ def unestablished_snap_then_trunc(**cfg: Any) -> None:
     sim.settle()
 
 
-@finding("F2")
-def test_f2_snap_then_trunc_leaves_a_rebuildable_state() -> None:
-    speculative_snap_then_trunc()
-
-
-@finding("F2b")
-def test_f2b_snap_of_an_unestablished_history_then_trunc_leaves_a_rebuildable_state() -> None:
-    unestablished_snap_then_trunc()
-
-
 @pytest.mark.parametrize("scenario", [speculative_snap_then_trunc, unestablished_snap_then_trunc])
 def test_a_learner_asked_to_truncate_below_its_snapshot_resyncs_by_snap(
     scenario: Callable[..., None],
 ) -> None:
-    """The driver-side fix for F2/F2b (``Config.snap_resync``) passes both scenarios."""
+    """A SNAP can carry txns that are later truncated; the learner must resync by SNAP, not drop its state."""
     scenario(snap_resync=True)
 
 
-@finding("F3")
-def test_f3_a_reconnecting_follower_serves_only_committed_txns() -> None:
+@pytest.mark.parametrize("scenario", [speculative_snap_then_trunc, unestablished_snap_then_trunc])
+def test_dropping_the_newer_snapshot_instead_is_unsafe(scenario: Callable[..., None]) -> None:
+    """The naive Truncate (drop the newer snapshot, reload the rest): the simulator must catch it."""
+    with pytest.raises(AssertionError, match="cannot rebuild the state there"):
+        scenario(snap_resync=False)
+
+
+def test_a_reconnecting_follower_serves_only_committed_txns() -> None:
+    """A follower that logged an uncommitted proposal and rejoins must be truncated, not DIFFed."""
     sim = converged_sim(1, 5)
     lead = sim.leader()
     assert lead is not None
@@ -1049,8 +963,8 @@ def test_f3_a_reconnecting_follower_serves_only_committed_txns() -> None:
     sim.settle()
 
 
-@finding("F4")
-def test_f4_restarted_servers_join_an_established_ensemble() -> None:
+def test_restarted_servers_join_an_established_ensemble() -> None:
+    """Out-of-election votes match on (leader, epoch) (ZOOKEEPER-1732); members report the current epoch."""
     sim = converged_sim(0, 5)
     lead = sim.leader()
     assert lead is not None
@@ -1064,8 +978,8 @@ def test_f4_restarted_servers_join_an_established_ensemble() -> None:
     sim.settle()
 
 
-@finding("F5")
-def test_f5_a_committed_txn_survives_a_follower_crash_during_sync() -> None:
+def test_a_committed_txn_survives_a_follower_crash_during_sync() -> None:
+    """currentEpoch is taken (and NEWLEADER acked) only once the synced txns are fsynced (ZOOKEEPER-4646)."""
     sim = converged_sim(0, 3)
     lead = sim.leader()
     assert lead is not None
