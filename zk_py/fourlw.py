@@ -49,6 +49,8 @@ class ServerView(Protocol):
 
     def quorum_values(self) -> list[tuple[str, Any]]: ...
 
+    def proposal_sizes(self) -> tuple[int, int, int] | None: ...
+
 
 NOT_SERVING = "This ZooKeeper instance is not currently serving requests\n"
 VERSION = f"3.8.0-zk_py-{__version__}, built on 2026-11-24 00:00 UTC"
@@ -79,7 +81,7 @@ def _fmt_avg(v: float) -> str:
 def _server_lines(srv: ServerView) -> list[str]:
     eng = srv.engine
     lo, avg, hi = _latency(srv)
-    return [
+    lines = [
         f"Latency min/avg/max: {lo}/{_fmt_avg(avg)}/{hi}",
         f"Received: {eng.packets_received}",
         f"Sent: {eng.packets_sent}",
@@ -89,6 +91,10 @@ def _server_lines(srv: ServerView) -> list[str]:
         f"Mode: {srv.mode()}",
         f"Node count: {eng.tree.node_count()}",
     ]
+    sizes = srv.proposal_sizes()
+    if sizes is not None:
+        lines.append(f"Proposal sizes last/min/max: {sizes[0]}/{sizes[1]}/{sizes[2]}")
+    return lines
 
 
 def _conn_brief(cl: Client) -> str:
@@ -189,7 +195,8 @@ def run(cmd: str, srv: ServerView, me: Client) -> str:
             f"minSessionTimeout={cfg.min_timeout}",
             f"maxSessionTimeout={cfg.max_timeout}",
             "clientPortListenBacklog=-1",
-            "serverId=0",
+            f"serverId={cfg.my_id if not cfg.standalone else 0}",
+            *_quorum_conf(cfg),
         ]
         return "\n".join(lines) + "\n"
     if cmd == "envi":
@@ -230,6 +237,27 @@ def run(cmd: str, srv: ServerView, me: Client) -> str:
     if cmd == "hash":
         return ""
     return ""
+
+
+def _quorum_conf(cfg: ZkConfig) -> list[str]:
+    """What QuorumZooKeeperServer.dumpConf adds on an ensemble member."""
+    if cfg.standalone:
+        return []
+    me = cfg.servers[cfg.my_id]
+    lines = [
+        f"initLimit={cfg.init_limit}",
+        f"syncLimit={cfg.sync_limit}",
+        "electionAlg=3",
+        f"electionPort={me.election_port}",
+        f"quorumPort={me.quorum_port}",
+        f"peerType={1 if me.role == 'observer' else 0}",
+        "membership: ",
+    ]
+    for sid, s in sorted(cfg.servers.items()):
+        client = f";{s.client_host or '0.0.0.0'}:{s.client_port}" if s.client_port else ""
+        lines.append(f"server.{sid}={s.host}:{s.quorum_port}:{s.election_port}:{s.role}{client}")
+    lines.append("version=0")
+    return lines
 
 
 def _envi() -> str:

@@ -261,6 +261,11 @@ class QuorumPeer:
     def peer_state(self) -> str:
         return f"{self.state.name.lower()} - {self.phase}"
 
+    def proposal_sizes(self) -> tuple[int, int, int] | None:
+        if self.state != PeerState.LEADING:
+            return None
+        return self.last_proposal_size, self.min_proposal_size, self.max_proposal_size
+
     def mntr_values(self) -> list[tuple[str, object]]:
         """The quorum lines of ``mntr``, named as upstream's."""
         out: list[tuple[str, object]] = [("zk_peer_state", self.peer_state())]

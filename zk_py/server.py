@@ -544,6 +544,10 @@ class ZkServer:
     def outstanding(self) -> int:
         return len(self.release_q)
 
+    def proposal_sizes(self) -> tuple[int, int, int] | None:
+        """srvr's "Proposal sizes last/min/max" (leaders only)."""
+        return None if self.peer is None else self.peer.proposal_sizes()
+
     def quorum_values(self) -> list[tuple[str, Any]]:
         return [] if self.peer is None else self.peer.mntr_values()
 

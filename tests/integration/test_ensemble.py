@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import signal
 import struct
@@ -421,3 +422,41 @@ def test_read_only_mode_serves_reads_without_quorum(tmp_path: Path) -> None:
             ens.start_member(sid)
         ens.wait_ready()
         assert srv.four_letter("isro") == "rw"
+
+
+def test_status_words_read_the_same_as_apache(ensemble: EnsembleFactory) -> None:
+    """What scripts and exporters parse: srvr Mode and proposal sizes, conf quorum keys, mntr quorum keys."""
+    ens = ensemble(voters=3, observers=1)
+    leader = ens.leader()
+    lines = leader.four_letter("srvr").splitlines()
+    assert "Mode: leader" in lines and re.fullmatch(
+        r"Proposal sizes last/min/max: -?\d+/-?\d+/-?\d+", lines[-1]
+    )
+    follower = ens.followers()[0]
+    assert "Mode: follower" in follower.four_letter("srvr").splitlines()
+    assert "Proposal sizes" not in follower.four_letter("srvr")
+    sid = ens.sid_of(follower)
+    conf = follower.four_letter("conf").splitlines()
+    peer = ens.peers[sid]
+    for line in (
+        f"serverId={sid}",
+        f"quorumPort={peer.quorum_port}",
+        f"electionPort={peer.election_port}",
+        "peerType=0",
+        "electionAlg=3",
+        "membership: ",
+        "version=0",
+    ):
+        assert line in conf
+    assert sum(line.startswith("server.") for line in conf) == 4
+    (observer,) = ens.observer_ids
+    assert "peerType=1" in ens.member(observer).four_letter("conf").splitlines()
+    stats = mntr(ens, ens.sid_of(leader))
+    assert stats["zk_server_state"] == "leader" and stats["zk_peer_state"] == "leading - broadcast"
+    assert (stats["zk_learners"], stats["zk_synced_followers"], stats["zk_synced_observers"]) == (
+        "3",
+        "2",
+        "1",
+    )
+    assert mntr(ens, sid)["zk_peer_state"] == "following - broadcast"
+    assert follower.four_letter("isro") == "rw"
