@@ -11,6 +11,7 @@ from pathlib import Path
 
 from . import __version__
 from .config import ConfigError, load
+from .quorum import QuorumPeer
 from .server import ZkServer, install_event_loop_policy
 
 
@@ -47,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"zk-py: invalid configuration {args.config}: {e}", file=sys.stderr)
         return 2
     factory = install_event_loop_policy()
-    server = ZkServer(cfg)
+    server = ZkServer(cfg, None if cfg.standalone else QuorumPeer)
     try:
         if factory is not None:
             with asyncio.Runner(loop_factory=factory) as runner:

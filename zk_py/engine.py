@@ -304,12 +304,7 @@ class Engine:
                 self.pending_connects[sid] = c
                 self.forward.append(encode_forward(sid, 0, Op.CREATE_SESSION, [], _INT.pack(timeout)))
                 return
-            zxid = self.tree.last_zxid + 1
-            hdr = TxnHeader(sid, 0, zxid, self.wall, Op.CREATE_SESSION)
-            txn = CreateSessionTxn(timeout)
-            self.tree.apply(hdr, txn, [])
-            self._log_txn(hdr, txn)
-            self.tracker.add(sid, timeout, self.mono)
+            self._create_session(sid, timeout)
             self._attach(c, sid, timeout)
             return
         sid = req.sessionId
@@ -350,6 +345,14 @@ class Engine:
         if not self.tracker.touch(sid, self.mono):
             self.tracker.add(sid, timeout, self.mono)
         self._attach(c, sid, timeout)
+
+    def _create_session(self, sid: int, timeout: int) -> None:
+        """The createSession txn (local connect, or one a learner forwarded)."""
+        hdr = TxnHeader(sid, 0, self.tree.last_zxid + 1, self.wall, Op.CREATE_SESSION)
+        txn = CreateSessionTxn(timeout)
+        self.tree.apply(hdr, txn, [])
+        self._log_txn(hdr, txn)
+        self.tracker.add(sid, timeout, self.mono)
 
     def _attach(self, c: Client, sid: int, timeout: int) -> None:
         c.session_id = sid
@@ -554,12 +557,7 @@ class Engine:
             return
         if op == Op.CREATE_SESSION:
             timeout = _INT.unpack_from(payload)[0] if len(payload) >= 4 else self.cfg.min_timeout
-            zxid = self.tree.last_zxid + 1
-            hdr = TxnHeader(sid, 0, zxid, self.wall, Op.CREATE_SESSION)
-            ctxn = CreateSessionTxn(timeout)
-            self.tree.apply(hdr, ctxn, [])
-            self._log_txn(hdr, ctxn)
-            self.tracker.add(sid, timeout, self.mono)
+            self._create_session(sid, timeout)
             return
         if not self.tracker.alive(sid):
             zxid = self.tree.last_zxid + 1

@@ -20,7 +20,7 @@ import socket
 import struct
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from . import fourlw, metrics
 from .config import ZkConfig
@@ -31,8 +31,23 @@ from .proto import ConnectRequest, Id, ZkError
 from .snapfiles import latest_valid_snapshot, purge, write_snapshot
 from .txnlog import TxnLog, read_log
 
-if TYPE_CHECKING:
-    from .quorum import QuorumPeer
+
+class Replication(Protocol):
+    """An ensemble role driver (``quorum.QuorumPeer``): what the server hands it and asks of it."""
+
+    async def run(self) -> None: ...
+
+    def propose(self, txns: list[tuple[int, bytes]]) -> None: ...
+
+    def forward(self, items: list[bytes | None]) -> None: ...
+
+    def persisted(self, zxid: int) -> None: ...
+
+    def mode(self) -> str: ...
+
+    def mntr_values(self) -> list[tuple[str, object]]: ...
+
+    def proposal_sizes(self) -> tuple[int, int, int] | None: ...
 
 log = logging.getLogger("zk_py.server")
 
@@ -169,8 +184,9 @@ class Connection(asyncio.Protocol):
 class ZkServer:
     """A standalone server: recovery, listener, group commit, timers, four-letter words."""
 
-    def __init__(self, cfg: ZkConfig) -> None:
+    def __init__(self, cfg: ZkConfig, replication: Callable[[ZkServer], Replication] | None = None) -> None:
         self.cfg = cfg
+        self._replication = replication
         self.engine: Engine
         self.txnlog: TxnLog
         self.conns: set[Connection] = set()
@@ -181,7 +197,7 @@ class ZkServer:
         self.visible = 0  # outputs produced at a tree zxid up to this may reach the wire
         self.serving = False
         self.read_only = False  # no quorum, but serving reads to clients that accept that
-        self.peer: QuorumPeer | None = None
+        self.peer: Replication | None = None
         self.snapshot_base = 0  # zxid of the snapshot the tree was recovered from
         self.started_mono = mono_ms()
         self.started_wall = wall_ms()
@@ -260,12 +276,10 @@ class ZkServer:
             self._metrics_server = await metrics.serve(
                 cfg.metrics_host, cfg.metrics_port, lambda: fourlw.mntr_values(self)
             )
-        if cfg.standalone:
+        if self._replication is None:
             self.serving = True
         else:
-            from .quorum import QuorumPeer
-
-            self.peer = QuorumPeer(self)
+            self.peer = self._replication(self)
             self._tasks.append(asyncio.create_task(self.peer.run(), name="quorum"))
         log.info(
             "zk_py serving on %s:%d (dataDir %s, dataLogDir %s, tickTime %d, zxid 0x%x)",
