@@ -203,11 +203,10 @@ class ElectionNet:
     async def close(self) -> None:
         for t in self.tasks:
             t.cancel()
-        for t in self.tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await t
         if self.server is not None:
             self.server.close()
+        if self.tasks:
+            await asyncio.wait(self.tasks, timeout=5.0)
 
 
 # ---------------------------------------------------------------- the peer

@@ -52,6 +52,7 @@ class Replication(Protocol):
 log = logging.getLogger("zk_py.server")
 
 _LEN = struct.Struct("!i")
+STOP_TIMEOUT_S = 10.0
 _FOUR = {w.encode("ascii") for w in fourlw.COMMANDS}
 
 
@@ -363,9 +364,10 @@ class ZkServer:
                 await asyncio.sleep(0.01)
         for t in self._tasks:
             t.cancel()
-        for t in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await t
+        if self._tasks:
+            _, stuck = await asyncio.wait(self._tasks, timeout=STOP_TIMEOUT_S)
+            for t in stuck:  # never let one wedged task keep the process alive after SIGTERM
+                log.error("task %s did not stop within %.0fs; stopping anyway", t.get_name(), STOP_TIMEOUT_S)
         for c in list(self.conns):
             if c.transport is not None:
                 c.transport.close()
