@@ -1,0 +1,1 @@
+"""A Mesos-compatible master: v1 scheduler API, DRF allocator, operator endpoints, HA through ZooKeeper."""
