@@ -31,3 +31,4 @@ if [ ! -f "$stamp" ]; then
   rm -f .venv/.installed-*
   touch "$stamp"
 fi
+bash scripts/install-pymesos.sh   # the interop client for master_py (needs a workaround on Python 3.11)
