@@ -1,1 +1,1 @@
-"""A Mesos-compatible agent: psutil-measured resources, Docker and process containerizers, checkpoint and recovery."""
+"""A Mesos-compatible agent: psutil-measured resources, Docker/process containerizers, recovery."""

@@ -4,6 +4,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh || { echo "test: setup failed" >&2; exit 1; }
+bash scripts/docker-setup.sh || { echo "test: Docker Engine setup failed" >&2; exit 1; }
 .venv/bin/python -m pytest -p no:cacheprovider "$@"
 rc=$?
 if [ "$rc" = 5 ]; then

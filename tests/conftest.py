@@ -20,6 +20,12 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     """On CI the comparison tests are part of the bar: a missing Apache ZooKeeper fails the run."""
     if os.environ.get("CI") and not apache_available():
         raise pytest.UsageError(f"CI run without Apache ZooKeeper: {APACHE_MISSING}")
+    if os.environ.get("CI"):
+        from tests.support.docker import SETUP_HINT, _probe
+
+        problem = _probe()
+        if problem is not None:
+            raise pytest.UsageError(f"CI run without a usable Docker Engine: {problem}: {SETUP_HINT}")
 
 
 def _serve(request: pytest.FixtureRequest, kind: str, workdir: Path) -> Iterator[ZkServer]:
