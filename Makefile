@@ -20,6 +20,7 @@ lint: setup
 
 bench: setup
 	.venv/bin/python bench/zk_bench.py
+	.venv/bin/python bench/alloc_bench.py
 
 bench-ensemble: setup
 	.venv/bin/python bench/zk_bench.py --ensemble 3 --repeat 3 --markdown
