@@ -14,7 +14,7 @@ import signal
 from collections.abc import Collection, Mapping
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any, Literal, NamedTuple, Protocol
+from typing import Any, Literal, NamedTuple, Protocol, TypeVar
 
 SANDBOX_MOUNT = "/mnt/mesos/sandbox"  # Mesos' --sandbox_directory default
 NAME_PREFIX = "mesos-"  # Mesos' DOCKER_NAME_PREFIX
@@ -35,8 +35,19 @@ class ImageNotFoundError(ContainerizerError):
     """The task's image is not present locally (no pull is ever attempted)."""
 
 
+_T = TypeVar("_T")
+
+
 class UnknownContainerError(ContainerizerError):
     """No container with this id was launched or recovered by this containerizer."""
+
+
+def lookup_container(table: Mapping[str, _T], container_id: str) -> _T:
+    """``table[container_id]``, or UnknownContainerError (each containerizer's own table of containers)."""
+    try:
+        return table[container_id]
+    except KeyError:
+        raise UnknownContainerError(f"Unknown container {container_id}") from None
 
 
 class PortMapping(NamedTuple):

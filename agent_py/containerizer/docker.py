@@ -55,6 +55,7 @@ from agent_py.containerizer import (
     UnknownContainerError,
     Usage,
     describe_exit,
+    lookup_container,
     memory_limit_bytes,
 )
 
@@ -311,10 +312,7 @@ class DockerContainerizer:
         self._known[record.container_id] = _Known(record, follower)
 
     def _get(self, container_id: str) -> _Known:
-        try:
-            return self._known[container_id]
-        except KeyError:
-            raise UnknownContainerError(f"Unknown container {container_id}") from None
+        return lookup_container(self._known, container_id)
 
     # -- observe ------------------------------------------------------------------------------------
 

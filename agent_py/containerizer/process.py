@@ -46,9 +46,9 @@ from agent_py.containerizer import (
     Kind,
     Recovery,
     TaskSpec,
-    UnknownContainerError,
     Usage,
     describe_exit,
+    lookup_container,
     memory_limit_bytes,
 )
 
@@ -310,10 +310,7 @@ class ProcessContainerizer:
         self._known[record.container_id] = _Proc(record, gone)
 
     def _get(self, container_id: str) -> _Proc:
-        try:
-            return self._known[container_id]
-        except KeyError:
-            raise UnknownContainerError(f"Unknown container {container_id}") from None
+        return lookup_container(self._known, container_id)
 
     # -- observe ------------------------------------------------------------------------------------
 
