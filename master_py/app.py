@@ -26,7 +26,7 @@ from paas_common.zkleader import Contender, ZkUrl, leader_info, master_info
 
 from . import events
 from .calls import ApiError, check_stream, parse_call
-from .core import CloseStream, MasterCore, Output, ToFramework
+from .core import CloseStream, MasterCore, Output, ToAgent, ToFramework
 
 log = logging.getLogger("master_py")
 
@@ -166,6 +166,9 @@ class Master:
 
     def _deliver(self, outputs: list[Output]) -> None:
         for o in outputs:
+            if isinstance(o, ToAgent):
+                log.warning("no agent link yet for %s: dropped %s", o.agent_id, o.message.get("type"))
+                continue  # the agent protocol arrives with agent_py's daemon
             stream = self.streams.get(o.framework_id)
             if stream is None:
                 continue
