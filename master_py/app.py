@@ -22,6 +22,7 @@ from aiohttp import web
 from kazoo.client import KazooClient, KazooState
 
 from paas_common import recordio
+from paas_common.resources import ResourceError, Resources
 from paas_common.zkleader import Contender, ZkUrl, leader_info, master_info
 
 from . import events
@@ -42,12 +43,20 @@ class MasterConfig:
     zk: ZkUrl | None = None
     zk_session_timeout: float = 10.0
     heartbeat_interval: float = events.HEARTBEAT_INTERVAL_S
+    allocation_interval: float = 1.0
+    agent_ping_interval: float = 15.0
 
 
 @dataclass
 class _Stream:
     framework_id: str
     stream_id: str
+    queue: asyncio.Queue[object] = field(default_factory=asyncio.Queue)
+
+
+@dataclass
+class _AgentStream:
+    agent_id: str
     queue: asyncio.Queue[object] = field(default_factory=asyncio.Queue)
 
 
@@ -59,6 +68,7 @@ class Master:
         self.info = master_info(self.id, cfg.ip, cfg.port, hostname, VERSION)
         self.core = MasterCore(self.id, self.info)
         self.streams: dict[str, _Stream] = {}
+        self.agent_streams: dict[str, _AgentStream] = {}
         self.leading = cfg.zk is None
         self.leader: dict[str, Any] | None = self.info if self.leading else None
         self.start_time = time.time()
@@ -77,6 +87,7 @@ class Master:
         r = app.router
         for prefix in ("", "/master"):
             r.add_post(f"{prefix}/api/v1/scheduler", self.scheduler)
+            r.add_post(f"{prefix}/agent/api/v1", self.agent_api)
             r.add_get(f"{prefix}/health", self.health)
             r.add_get(f"{prefix}/redirect", self.redirect)
             r.add_get(f"{prefix}/state", self.state)
@@ -93,6 +104,8 @@ class Master:
         self._tasks.append(asyncio.create_task(self._ticks()))
         if self.cfg.zk is not None:
             await asyncio.to_thread(self._join_group, self.cfg.zk)
+            if not self.leading:  # know whom to redirect to before answering anything
+                await self._refresh_leader()
         log.info(
             "master %s listening on %s:%d (%s)",
             self.id,
@@ -148,6 +161,8 @@ class Master:
     async def stop(self) -> None:
         for s in self.streams.values():
             s.queue.put_nowait(_CLOSE)
+        for a in self.agent_streams.values():
+            a.queue.put_nowait(_CLOSE)
         for t in self._tasks:
             t.cancel()
         if self._runner is not None:
@@ -157,18 +172,25 @@ class Master:
             await asyncio.to_thread(lambda: (zk.stop(), zk.close()))
 
     async def _ticks(self) -> None:
+        """Failover timeouts and the batched allocation run (``--allocation_interval``)."""
         while True:
-            await asyncio.sleep(1.0)
+            await asyncio.sleep(self.cfg.allocation_interval)
             if self.leading:
-                self._deliver(self.core.tick(time.time()))
+                now = time.time()
+                self._deliver(self.core.tick(now))
+                self._deliver(self.core.allocate(now))
 
     # ---------------------------------------------------------------- delivery
 
     def _deliver(self, outputs: list[Output]) -> None:
         for o in outputs:
             if isinstance(o, ToAgent):
-                log.warning("no agent link yet for %s: dropped %s", o.agent_id, o.message.get("type"))
-                continue  # the agent protocol arrives with agent_py's daemon
+                link = self.agent_streams.get(o.agent_id)
+                if link is None:  # the agent re-registers with its tasks; reconciliation covers the gap
+                    log.warning("agent %s has no stream: dropped %s", o.agent_id, o.message.get("type"))
+                else:
+                    link.queue.put_nowait(o.message)
+                continue
             stream = self.streams.get(o.framework_id)
             if stream is None:
                 continue
@@ -235,6 +257,86 @@ class Master:
                 del self.streams[fw.id]
             self.core.disconnected(fw.id, stream.stream_id, time.time())
             log.info("framework %s stream closed", fw.id)
+        return resp
+
+    # ---------------------------------------------------------------- agents (docs/protocols.md)
+
+    async def agent_api(self, request: web.Request) -> web.StreamResponse:
+        if not self.leading:
+            return self._not_leading(request)
+        if (request.content_type or "") != "application/json":
+            return web.Response(status=415, text="Expecting 'Content-Type' of application/json")
+        try:
+            doc = json.loads(await request.read())
+        except (UnicodeDecodeError, json.JSONDecodeError) as e:
+            return web.Response(status=400, text=f"Failed to parse body into JSON: {e}")
+        kind = doc.get("type") if isinstance(doc, dict) else None
+        try:
+            if kind == "REGISTER":
+                return self._agent_register(doc.get("register"))
+            agent_id = _id(doc.get("agent_id"))
+            if agent_id is None or agent_id not in self.core.agents:
+                return web.Response(status=400, text="Agent cannot be found")
+            if kind == "SUBSCRIBE":
+                return await self._agent_subscribe(request, agent_id)
+            if kind == "UPDATE":
+                status = (
+                    (doc.get("update") or {}).get("status") if isinstance(doc.get("update"), dict) else None
+                )
+                if (
+                    not isinstance(status, dict)
+                    or _id(status.get("task_id")) is None
+                    or not status.get("uuid")
+                ):
+                    return web.Response(
+                        status=400, text="Expecting 'update.status' with 'task_id' and 'uuid'"
+                    )
+                self._deliver(self.core.agent_update(agent_id, status, time.time()))
+                return web.Response(status=202)
+        except (ResourceError, ValueError, TypeError, AttributeError) as e:
+            return web.Response(status=400, text=f"Invalid agent call: {e}")
+        return web.Response(status=400, text=f"Unknown agent call type {kind!r}")
+
+    def _agent_register(self, body: object) -> web.Response:
+        if not isinstance(body, dict) or not isinstance(body.get("hostname"), str):
+            return web.Response(status=400, text="Expecting 'register.hostname' to be present")
+        resources = Resources.from_json(body.get("resources") or [])
+        if resources.empty():
+            return web.Response(status=400, text="An agent must offer some resources")
+        attributes = body.get("attributes") or []
+        agent_id = _id(body.get("agent_id"))
+        if agent_id is not None and agent_id in self.core.agents:
+            agent = self.core.agents[agent_id]  # re-registration of a known agent
+        else:
+            agent = self.core.add_agent(
+                body["hostname"], resources, attributes, time.time(), agent_id=agent_id
+            )
+        log.info("agent %s (%s) registered with %s", agent.id, agent.hostname, resources.model())
+        return web.json_response({"agent_id": {"value": agent.id}, "master_id": self.id})
+
+    async def _agent_subscribe(self, request: web.Request, agent_id: str) -> web.StreamResponse:
+        old = self.agent_streams.get(agent_id)
+        link = _AgentStream(agent_id)
+        self.agent_streams[agent_id] = link
+        if old is not None:
+            old.queue.put_nowait(_CLOSE)
+        resp = web.StreamResponse(status=200, headers={"Content-Type": "application/json"})
+        resp.enable_chunked_encoding()
+        await resp.prepare(request)
+        try:
+            while True:
+                try:
+                    item = await asyncio.wait_for(link.queue.get(), self.cfg.agent_ping_interval)
+                except TimeoutError:
+                    item = {"type": "PING"}
+                if item is _CLOSE:
+                    break
+                await resp.write(recordio.encode(json.dumps(item).encode()))
+        except (ConnectionResetError, asyncio.CancelledError):
+            pass
+        finally:
+            if self.agent_streams.get(agent_id) is link:
+                del self.agent_streams[agent_id]
         return resp
 
     async def health(self, request: web.Request) -> web.Response:
@@ -321,3 +423,9 @@ class Master:
                 "master/outstanding_offers": 0,
             }
         )
+
+
+def _id(obj: object) -> str | None:
+    if isinstance(obj, dict) and isinstance(obj.get("value"), str) and obj["value"]:
+        return str(obj["value"])
+    return None
