@@ -49,6 +49,7 @@ class Replication(Protocol):
 
     def proposal_sizes(self) -> tuple[int, int, int] | None: ...
 
+
 log = logging.getLogger("zk_py.server")
 
 _LEN = struct.Struct("!i")
