@@ -10,7 +10,6 @@ restarts it as a standby, and nothing it held in memory outlives the leadership 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import time
@@ -23,7 +22,7 @@ from kazoo.client import KazooClient, KazooState
 
 from paas_common import recordio
 from paas_common.resources import ResourceError, Resources
-from paas_common.zkleader import Contender, ZkUrl, leader_info, master_info
+from paas_common.zkleader import Contender, ZkUrl, leader_info, master_info, members
 
 from . import events
 from .calls import ApiError, check_stream, parse_call
@@ -76,6 +75,7 @@ class Master:
         self.stopped = asyncio.Event()
         self.exit_code = 0
         self.zk: KazooClient | None = None
+        self._node: str | None = None
         self._runner: web.AppRunner | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -97,15 +97,16 @@ class Master:
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
+        if self.cfg.zk is not None:  # join (and learn the leader) before answering anything
+            names = await asyncio.to_thread(self._join_group, self.cfg.zk)
+            self._group_changed(names, self._node)
+            if not self.leading:
+                await self._refresh_leader()
         self._runner = web.AppRunner(self.app(), access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.cfg.ip, self.cfg.port, reuse_address=True)
         await site.start()
         self._tasks.append(asyncio.create_task(self._ticks()))
-        if self.cfg.zk is not None:
-            await asyncio.to_thread(self._join_group, self.cfg.zk)
-            if not self.leading:  # know whom to redirect to before answering anything
-                await self._refresh_leader()
         log.info(
             "master %s listening on %s:%d (%s)",
             self.id,
@@ -114,7 +115,7 @@ class Master:
             "leading" if self.leading else "contending through ZooKeeper",
         )
 
-    def _join_group(self, zk: ZkUrl) -> None:
+    def _join_group(self, zk: ZkUrl) -> list[str]:
         client = KazooClient(hosts=zk.hosts, timeout=self.cfg.zk_session_timeout)
         client.start(timeout=self.cfg.zk_session_timeout)
         client.add_listener(self._zk_state)
@@ -122,6 +123,8 @@ class Master:
         contender = Contender(client, zk.path, self.info)
         contender.join()
         contender.watch(lambda names: self._threadsafe(self._group_changed, names, contender.node))
+        self._node = contender.node
+        return members(client.get_children(zk.path))
 
     def _threadsafe(self, fn: Any, *args: Any) -> None:
         assert self._loop is not None
@@ -150,8 +153,10 @@ class Master:
     async def _refresh_leader(self) -> None:
         if self.zk is None or self.cfg.zk is None:
             return
-        with contextlib.suppress(Exception):
+        try:
             self.leader = await asyncio.to_thread(leader_info, self.zk, self.cfg.zk.path)
+        except Exception:
+            log.exception("could not read the leader's MasterInfo")
 
     def _exit(self, why: str) -> None:
         log.error("%s: exiting so the supervisor restarts this master as a standby", why)

@@ -407,14 +407,17 @@ class MasterCore:
         fid = _value(status.get("framework_id")) or ""
         tid = _value(status.get("task_id")) or ""
         task = self.tasks.get((fid, tid))
-        if task is None or task.agent_id != agent_id:
-            return []
+        if task is None or task.agent_id != agent_id or fid not in self.frameworks:
+            # Nobody will acknowledge it (task or framework gone, e.g. after a master failover): the master
+            # does, so the agent stops resending it.
+            ack = {"framework_id": {"value": fid}, "task_id": {"value": tid}, "uuid": status.get("uuid")}
+            return [ToAgent(agent_id, {"type": "ACKNOWLEDGE", "acknowledge": ack})]
         task.state = str(status.get("state"))
         task.statuses.append(status)
         if task.state in TERMINAL:
             self.allocator.recover_resources(fid, agent_id, task.resources, role=task.role)
         forwarded = {k: v for k, v in status.items() if k != "framework_id"}
-        return [ToFramework(fid, events.update(forwarded))] if fid in self.frameworks else []
+        return [ToFramework(fid, events.update(forwarded))]
 
     def _call_acknowledge(self, fw: Framework, payload: dict[str, Any], now: float) -> list[Output]:
         tid = _value(payload.get("task_id"))
