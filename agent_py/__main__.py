@@ -13,6 +13,7 @@ from pathlib import Path
 from agent_py.daemon import Agent, AgentConfig
 from agent_py.resources import ResourceDetectionError, agent_resources, format_resources, probe_machine
 from paas_common.resources import ResourceError, Resources, parse_attributes
+from paas_common.runtime import setup_logging
 from paas_common.zkleader import ZkUrlError, parse_zk_url
 
 CONTAINERIZERS = ("docker", "mesos")
@@ -64,11 +65,7 @@ async def _run(agent: Agent) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = _flags(sys.argv[1:] if argv is None else argv)
-    logging.basicConfig(
-        level=getattr(logging, args.log_level.upper(), logging.INFO),
-        stream=sys.stderr,
-        format="%(asctime)s level=%(levelname)s logger=%(name)s msg=%(message)s",
-    )
+    setup_logging(args.log_level)
     try:
         cfg = _config(args)
     except (ResourceDetectionError, ResourceError, ZkUrlError, ValueError) as e:

@@ -8,6 +8,7 @@ import logging
 import signal
 import sys
 
+from paas_common.runtime import setup_logging
 from paas_common.zkleader import ZkUrlError, parse_zk_url
 
 from .app import Master, MasterConfig
@@ -38,11 +39,7 @@ async def _run(master: Master) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = _flags(argv)
-    logging.basicConfig(
-        level=getattr(logging, args.log_level.upper(), logging.INFO),
-        stream=sys.stderr,
-        format="%(asctime)s level=%(levelname)s logger=%(name)s msg=%(message)s",
-    )
+    setup_logging(args.log_level)
     try:
         zk = parse_zk_url(args.zk) if args.zk else None
     except ZkUrlError as e:

@@ -9,18 +9,12 @@ import signal
 import sys
 from pathlib import Path
 
+from paas_common.runtime import setup_logging
+
 from . import __version__
 from .config import ConfigError, load
 from .quorum import QuorumPeer
 from .server import ZkServer, install_event_loop_policy
-
-
-def _setup_logging(level: str) -> None:
-    logging.basicConfig(
-        level=getattr(logging, level.upper(), logging.INFO),
-        stream=sys.stderr,
-        format="%(asctime)s level=%(levelname)s logger=%(name)s msg=%(message)s",
-    )
 
 
 async def _serve(server: ZkServer) -> int:
@@ -39,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING, ERROR (default INFO)")
     p.add_argument("--version", action="version", version=f"zk-py {__version__}")
     args = p.parse_args(argv)
-    _setup_logging(args.log_level)
+    setup_logging(args.log_level)
     log = logging.getLogger("zk_py")
     try:
         cfg = load(args.config)
