@@ -11,8 +11,8 @@ import sys
 from pathlib import Path
 
 from agent_py.daemon import Agent, AgentConfig
-from agent_py.resources import ResourceDetectionError, agent_resources, format_resources, probe_machine
-from paas_common.resources import ResourceError, Resources, parse_attributes
+from agent_py.resources import ResourceDetectionError, agent_resources, probe_machine
+from paas_common.resources import ResourceError, parse_attributes
 from paas_common.runtime import setup_logging
 from paas_common.zkleader import ZkUrlError, parse_zk_url
 
@@ -47,7 +47,7 @@ def _config(args: argparse.Namespace) -> AgentConfig:
     return AgentConfig(
         master=args.master,
         work_dir=work_dir,
-        resources=Resources.parse(format_resources(resources)).to_json(),
+        resources=resources.to_json(),
         attributes=parse_attributes(args.attributes) if args.attributes else [],
         hostname=args.hostname or socket.gethostname(),
         port=args.port,
