@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import signal
+import time
 from collections.abc import Collection, Mapping
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -99,6 +100,21 @@ class ContainerRecord:
     start_time: float | None = None  # process: its start in seconds since boot, to detect a reused pid
     boot_id: str | None = None  # process: the kernel's boot id at launch
     launched_at: float | None = None  # wall clock
+
+    @classmethod
+    def launched(cls, spec: TaskSpec, kind: Kind, **extra: Any) -> ContainerRecord:
+        """The record of ``spec`` just launched by a ``kind`` containerizer; ``extra``: its own fields."""
+        base: dict[str, Any] = {
+            "container_id": spec.container_id,
+            "kind": kind,
+            "task_id": spec.task_id,
+            "framework_id": spec.framework_id,
+            "sandbox": str(spec.sandbox),
+            "cpus": spec.cpus,
+            "mem_mb": spec.mem_mb,
+            "launched_at": time.time(),
+        }
+        return cls(**(base | extra))
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)

@@ -294,16 +294,7 @@ class DockerContainerizer:
         if spec.container_id in self._known:
             raise ContainerizerError(f"Container {spec.container_id} already exists")
         await asyncio.to_thread(self._create_and_start, spec)
-        record = ContainerRecord(
-            container_id=spec.container_id,
-            kind="docker",
-            task_id=spec.task_id,
-            framework_id=spec.framework_id,
-            sandbox=str(spec.sandbox),
-            cpus=spec.cpus,
-            mem_mb=spec.mem_mb,
-            launched_at=time.time(),
-        )
+        record = ContainerRecord.launched(spec, "docker")
         self._attach(record)
         return record
 

@@ -267,14 +267,9 @@ class ProcessContainerizer:
         except (OSError, LookupError) as e:
             shutil.rmtree(run_dir, ignore_errors=True)
             raise ContainerizerError(f"Failed to launch {spec.container_id}: {e}") from None
-        record = ContainerRecord(
-            container_id=spec.container_id,
-            kind="process",
-            task_id=spec.task_id,
-            framework_id=spec.framework_id,
-            sandbox=str(spec.sandbox),
-            cpus=spec.cpus,
-            mem_mb=spec.mem_mb,
+        record = ContainerRecord.launched(
+            spec,
+            "process",
             pid=pid,
             start_time=stat[1] if stat else None,
             boot_id=BOOT_ID,
