@@ -8,10 +8,18 @@ import logging
 import signal
 import sys
 
+from paas_common.duration import parse_duration
 from paas_common.runtime import setup_logging
 from paas_common.zkleader import ZkUrlError, parse_zk_url
 
 from .app import Master, MasterConfig
+
+
+def _duration(text: str) -> float:
+    try:
+        return parse_duration(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def _flags(argv: list[str] | None) -> argparse.Namespace:
@@ -22,7 +30,21 @@ def _flags(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--zk", help="zk://host:port[,host:port...]/path for leader election (default: none, lead alone)"
     )
-    p.add_argument("--zk_session_timeout", "--zk-session-timeout", type=float, default=10.0, metavar="SECS")
+    p.add_argument("--zk_session_timeout", type=_duration, default=10.0, metavar="DURATION")
+    p.add_argument("--allocation_interval", type=_duration, default=1.0, metavar="DURATION")
+    p.add_argument(
+        "--agent_ping_timeout", type=_duration, default=15.0, metavar="DURATION", help="between agent PINGs"
+    )
+    p.add_argument(
+        "--max_agent_ping_timeouts", type=int, default=5, help="missed PONGs before an agent is unreachable"
+    )
+    p.add_argument(
+        "--agent_reregister_timeout",
+        type=_duration,
+        default=600.0,
+        metavar="DURATION",
+        help="after a failover, how long agents have to re-register (default 10mins)",
+    )
     p.add_argument("--log-level", default="INFO")
     return p.parse_args([a.replace("--log_level", "--log-level") for a in (argv or sys.argv[1:])])
 
@@ -46,7 +68,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"master-py: --zk: {e}", file=sys.stderr)
         return 2
     cfg = MasterConfig(
-        ip=args.ip, port=args.port, hostname=args.hostname, zk=zk, zk_session_timeout=args.zk_session_timeout
+        ip=args.ip,
+        port=args.port,
+        hostname=args.hostname,
+        zk=zk,
+        zk_session_timeout=args.zk_session_timeout,
+        allocation_interval=args.allocation_interval,
+        agent_ping_timeout=args.agent_ping_timeout,
+        max_agent_ping_timeouts=args.max_agent_ping_timeouts,
+        agent_reregister_timeout=args.agent_reregister_timeout,
     )
     try:
         return asyncio.run(_run(Master(cfg)))

@@ -20,13 +20,15 @@ from typing import Any
 from aiohttp import web
 from kazoo.client import KazooClient, KazooState
 
-from paas_common import recordio
+from paas_common import prometheus, recordio
 from paas_common.resources import ResourceError, Resources
 from paas_common.zkleader import Contender, ZkUrl, leader_info, master_info, members
 
-from . import events
+from . import events, state
 from .calls import ApiError, check_stream, parse_call
-from .core import CloseStream, MasterCore, Output, ToAgent, ToFramework
+from .core import MasterCore
+from .model import AgentTimeouts, CloseAgent, CloseStream, Output, Persist, ToAgent, ToFramework
+from .registry import ZkRegistry
 
 log = logging.getLogger("master_py")
 
@@ -43,7 +45,9 @@ class MasterConfig:
     zk_session_timeout: float = 10.0
     heartbeat_interval: float = events.HEARTBEAT_INTERVAL_S
     allocation_interval: float = 1.0
-    agent_ping_interval: float = 15.0
+    agent_ping_timeout: float = 15.0
+    max_agent_ping_timeouts: int = 5
+    agent_reregister_timeout: float = 600.0
 
 
 @dataclass
@@ -55,8 +59,11 @@ class _Stream:
 
 @dataclass
 class _AgentStream:
+    """Messages for an agent; created when it registers, so nothing is lost before it subscribes."""
+
     agent_id: str
     queue: asyncio.Queue[object] = field(default_factory=asyncio.Queue)
+    attached: bool = False
 
 
 class Master:
@@ -65,7 +72,13 @@ class Master:
         self.id = str(uuid.uuid4())
         hostname = cfg.hostname or cfg.ip
         self.info = master_info(self.id, cfg.ip, cfg.port, hostname, VERSION)
-        self.core = MasterCore(self.id, self.info)
+        timeouts = AgentTimeouts(
+            cfg.agent_ping_timeout, cfg.max_agent_ping_timeouts, cfg.agent_reregister_timeout
+        )
+        self.core = MasterCore(self.id, self.info, timeouts=timeouts)
+        self.registry: ZkRegistry | None = None
+        self._registry_lock = asyncio.Lock()
+        self._election: asyncio.Task[None] | None = None
         self.streams: dict[str, _Stream] = {}
         self.agent_streams: dict[str, _AgentStream] = {}
         self.leading = cfg.zk is None
@@ -85,14 +98,24 @@ class Master:
     def app(self) -> web.Application:
         app = web.Application(client_max_size=8 * 1024 * 1024)
         r = app.router
+        views = {
+            "state": self.state,
+            "state-summary": self.state_summary,
+            "slaves": self.slaves,
+            "frameworks": self.frameworks,
+            "tasks": self.tasks,
+        }
         for prefix in ("", "/master"):
             r.add_post(f"{prefix}/api/v1/scheduler", self.scheduler)
             r.add_post(f"{prefix}/agent/api/v1", self.agent_api)
             r.add_get(f"{prefix}/health", self.health)
             r.add_get(f"{prefix}/redirect", self.redirect)
-            r.add_get(f"{prefix}/state", self.state)
+            for name, view in views.items():
+                r.add_get(f"{prefix}/{name}", view)
+                r.add_get(f"{prefix}/{name}.json", view)  # pre-1.8 aliases, still used by old tools
         r.add_get("/version", self.version)
         r.add_get("/metrics/snapshot", self.metrics)
+        r.add_get("/metrics", self.prometheus)
         return app
 
     async def start(self) -> None:
@@ -100,6 +123,8 @@ class Master:
         if self.cfg.zk is not None:  # join (and learn the leader) before answering anything
             names = await asyncio.to_thread(self._join_group, self.cfg.zk)
             self._group_changed(names, self._node)
+            if self._election is not None:
+                await self._election
             if not self.leading:
                 await self._refresh_leader()
         self._runner = web.AppRunner(self.app(), access_log=None)
@@ -120,6 +145,7 @@ class Master:
         client.start(timeout=self.cfg.zk_session_timeout)
         client.add_listener(self._zk_state)
         self.zk = client
+        self.registry = ZkRegistry(client, zk.path)
         contender = Contender(client, zk.path, self.info)
         contender.join()
         contender.watch(lambda names: self._threadsafe(self._group_changed, names, contender.node))
@@ -139,16 +165,33 @@ class Master:
             self.leader = None
             return
         if names[0] == mine:
-            if not self.leading:
-                self.leading = True
-                self.elected_time = time.time()
-                self.leader = self.info
-                log.info("elected leader (%s)", mine)
+            if not self.leading and self._election is None:
+                self._election = asyncio.create_task(self._elected(mine))
             return
         if self.leading:
             self._exit("lost leadership")
             return
         self._tasks.append(asyncio.create_task(self._refresh_leader()))
+
+    async def _elected(self, node: str | None) -> None:
+        """Leadership won: recover the registry, then lead (calls get 503 until then)."""
+        self.leader = self.info
+        try:
+            if self.registry is not None:
+                found = await asyncio.to_thread(self.registry.load)
+                self.core.recover(found["agents"], found["frameworks"], time.time())
+        except Exception:
+            log.exception("could not recover the registry")
+            self._exit("registry recovery failed")
+            return
+        self.leading = True
+        self.elected_time = time.time()
+        log.info(
+            "elected leader (%s); expecting %d agents and %d frameworks back",
+            node,
+            len(self.core.recovered_agents),
+            len(self.core.frameworks),
+        )
 
     async def _refresh_leader(self) -> None:
         if self.zk is None or self.cfg.zk is None:
@@ -182,10 +225,24 @@ class Master:
             await asyncio.sleep(self.cfg.allocation_interval)
             if self.leading:
                 now = time.time()
-                self._deliver(self.core.tick(now))
-                self._deliver(self.core.allocate(now))
+                await self._act(self.core.tick(now))
+                await self._act(self.core.allocate(now))
 
     # ---------------------------------------------------------------- delivery
+
+    async def _act(self, outputs: list[Output]) -> None:
+        """Carry out the core's decisions: registry writes first (in decision order), then messages."""
+        ops = [o for o in outputs if isinstance(o, Persist)]
+        if ops and self.registry is not None:
+            registry = self.registry
+            async with self._registry_lock:
+                try:
+                    await asyncio.to_thread(registry.apply, ops)
+                except Exception:
+                    log.exception("registry write failed")
+                    self._exit("cannot write the registry")
+                    raise
+        self._deliver([o for o in outputs if not isinstance(o, Persist)])
 
     def _deliver(self, outputs: list[Output]) -> None:
         for o in outputs:
@@ -195,6 +252,13 @@ class Master:
                     log.warning("agent %s has no stream: dropped %s", o.agent_id, o.message.get("type"))
                 else:
                     link.queue.put_nowait(o.message)
+                continue
+            if isinstance(o, CloseAgent):
+                gone = self.agent_streams.pop(o.agent_id, None)
+                if gone is not None:
+                    gone.queue.put_nowait(_CLOSE)
+                continue
+            if isinstance(o, Persist):
                 continue
             stream = self.streams.get(o.framework_id)
             if stream is None:
@@ -226,7 +290,7 @@ class Master:
                 return await self._subscribe(request, call)
             fw = self.core.frameworks.get(call.framework_id or "")
             check_stream(call, fw is not None, fw.stream_id if fw else None, stream_id)
-            self._deliver(self.core.call(call, time.time()))
+            await self._act(self.core.call(call, time.time()))
         except ApiError as e:
             return web.Response(status=e.status, text=e.message)
         return web.Response(status=202)
@@ -234,6 +298,8 @@ class Master:
     async def _subscribe(self, request: web.Request, call: Any) -> web.StreamResponse:
         fw, outputs = self.core.subscribe(call, time.time())
         assert fw.stream_id is not None
+        await self._act([o for o in outputs if isinstance(o, Persist)])
+        outputs = [o for o in outputs if not isinstance(o, Persist)]
         old = self.streams.get(fw.id)
         stream = _Stream(fw.id, fw.stream_id)
         self.streams[fw.id] = stream
@@ -260,7 +326,8 @@ class Master:
         finally:
             if self.streams.get(fw.id) is stream:
                 del self.streams[fw.id]
-            self.core.disconnected(fw.id, stream.stream_id, time.time())
+            if self.leading:
+                self.core.disconnected(fw.id, stream.stream_id, time.time())
             log.info("framework %s stream closed", fw.id)
         return resp
 
@@ -278,16 +345,18 @@ class Master:
         kind = doc.get("type") if isinstance(doc, dict) else None
         try:
             if kind == "REGISTER":
-                return self._agent_register(doc.get("register"))
+                return await self._agent_register(doc.get("register"), request.remote or "127.0.0.1")
             agent_id = _id(doc.get("agent_id"))
             if agent_id is None or agent_id not in self.core.agents:
                 return web.Response(status=400, text="Agent cannot be found")
             if kind == "SUBSCRIBE":
                 return await self._agent_subscribe(request, agent_id)
+            if kind == "PONG":
+                self.core.agent_seen(agent_id, time.time())
+                return web.Response(status=202)
             if kind == "UPDATE":
-                status = (
-                    (doc.get("update") or {}).get("status") if isinstance(doc.get("update"), dict) else None
-                )
+                update = doc.get("update")
+                status = update.get("status") if isinstance(update, dict) else None
                 if (
                     not isinstance(status, dict)
                     or _id(status.get("task_id")) is None
@@ -296,42 +365,66 @@ class Master:
                     return web.Response(
                         status=400, text="Expecting 'update.status' with 'task_id' and 'uuid'"
                     )
-                self._deliver(self.core.agent_update(agent_id, status, time.time()))
+                await self._act(self.core.agent_update(agent_id, status, time.time()))
                 return web.Response(status=202)
-        except (ResourceError, ValueError, TypeError, AttributeError) as e:
+        except (ResourceError, ValueError, TypeError, AttributeError, KeyError) as e:
             return web.Response(status=400, text=f"Invalid agent call: {e}")
         return web.Response(status=400, text=f"Unknown agent call type {kind!r}")
 
-    def _agent_register(self, body: object) -> web.Response:
+    async def _agent_register(self, body: object, remote: str) -> web.Response:
         if not isinstance(body, dict) or not isinstance(body.get("hostname"), str):
             return web.Response(status=400, text="Expecting 'register.hostname' to be present")
         resources = Resources.from_json(body.get("resources") or [])
         if resources.empty():
             return web.Response(status=400, text="An agent must offer some resources")
-        attributes = body.get("attributes") or []
-        agent_id = _id(body.get("agent_id"))
-        if agent_id is not None and agent_id in self.core.agents:
-            agent = self.core.agents[agent_id]  # re-registration of a known agent
-        else:
-            agent = self.core.add_agent(
-                body["hostname"], resources, attributes, time.time(), agent_id=agent_id
-            )
-        log.info("agent %s (%s) registered with %s", agent.id, agent.hostname, resources.model())
+        tasks, frameworks = body.get("tasks") or [], body.get("frameworks") or []
+        if not isinstance(tasks, list) or not isinstance(frameworks, list):
+            return web.Response(status=400, text="Expecting 'register.tasks' and 'register.frameworks' lists")
+        port = body.get("port", 5051)
+        if not isinstance(port, int) or not 0 < port < 65536:
+            return web.Response(status=400, text="Expecting 'register.port' to be a TCP port")
+        agent, outputs = self.core.add_agent(
+            body["hostname"],
+            resources,
+            body.get("attributes") or [],
+            time.time(),
+            agent_id=_id(body.get("agent_id")),
+            ip=remote,
+            port=port,
+            tasks=[t for t in tasks if isinstance(t, dict)],
+            frameworks=[f for f in frameworks if isinstance(f, dict)],
+        )
+        old = self.agent_streams.get(agent.id)
+        if old is not None:  # a stream of its previous registration: the agent starts over
+            old.queue.put_nowait(_CLOSE)
+        self.agent_streams[agent.id] = _AgentStream(agent.id)  # holds messages until it subscribes
+        await self._act(outputs)
+        log.info(
+            "agent %s (%s) %sregistered with %s, %d tasks",
+            agent.id,
+            agent.hostname,
+            "re" if agent.reregistered_time else "",
+            resources.model(),
+            len(tasks),
+        )
         return web.json_response({"agent_id": {"value": agent.id}, "master_id": self.id})
 
     async def _agent_subscribe(self, request: web.Request, agent_id: str) -> web.StreamResponse:
-        old = self.agent_streams.get(agent_id)
-        link = _AgentStream(agent_id)
-        self.agent_streams[agent_id] = link
-        if old is not None:
-            old.queue.put_nowait(_CLOSE)
+        link = self.agent_streams.get(agent_id)
+        if link is None or link.attached:
+            if link is not None:
+                link.queue.put_nowait(_CLOSE)
+            link = _AgentStream(agent_id)
+            self.agent_streams[agent_id] = link
+        link.attached = True
         resp = web.StreamResponse(status=200, headers={"Content-Type": "application/json"})
         resp.enable_chunked_encoding()
         await resp.prepare(request)
+        self.core.agent_connected(agent_id, time.time())
         try:
             while True:
                 try:
-                    item = await asyncio.wait_for(link.queue.get(), self.cfg.agent_ping_interval)
+                    item = await asyncio.wait_for(link.queue.get(), self.cfg.agent_ping_timeout)
                 except TimeoutError:
                     item = {"type": "PING"}
                 if item is _CLOSE:
@@ -342,6 +435,8 @@ class Master:
         finally:
             if self.agent_streams.get(agent_id) is link:
                 del self.agent_streams[agent_id]
+                if self.leading:
+                    self._deliver(self.core.agent_disconnected(agent_id, time.time()))
         return resp
 
     async def health(self, request: web.Request) -> web.Response:
@@ -358,76 +453,88 @@ class Master:
             {"version": VERSION, "build_date": "2026-11-24", "build_time": 0, "build_user": "baremetal-paas"}
         )
 
-    async def state(self, request: web.Request) -> web.Response:
-        def fw_json(fw: Any) -> dict[str, Any]:
-            return {
-                "id": fw.id,
-                "name": fw.info.get("name", ""),
-                "user": fw.info.get("user", ""),
-                "hostname": fw.info.get("hostname", ""),
-                "webui_url": fw.info.get("webui_url", ""),
-                "active": fw.active,
-                "connected": fw.connected,
-                "recovered": False,
-                "failover_timeout": fw.failover_timeout,
-                "checkpoint": bool(fw.info.get("checkpoint", False)),
-                "registered_time": fw.registered_time,
-                "unregistered_time": fw.unregistered_time or 0,
-                "roles": fw.roles,
-                "capabilities": [c.get("type") for c in fw.info.get("capabilities", [])],
-                "resources": {"cpus": 0.0, "gpus": 0.0, "mem": 0.0, "disk": 0.0},
-                "used_resources": {"cpus": 0.0, "gpus": 0.0, "mem": 0.0, "disk": 0.0},
-                "offered_resources": {"cpus": 0.0, "gpus": 0.0, "mem": 0.0, "disk": 0.0},
-                "tasks": [],
-                "unreachable_tasks": [],
-                "completed_tasks": [],
-                "offers": [],
-                "executors": [],
-            }
+    def meta(self) -> state.Meta:
+        return state.Meta(
+            version=VERSION,
+            id=self.id,
+            pid=self.info["pid"],
+            hostname=self.info["hostname"],
+            start_time=self.start_time,
+            elected_time=self.elected_time,
+            leading=self.leading,
+            leader=self.leader,
+            flags=self.flags(),
+        )
 
-        leader = self.leader or {}
-        doc = {
-            "version": VERSION,
-            "build_date": "2026-11-24",
-            "build_time": 0,
-            "build_user": "baremetal-paas",
-            "start_time": self.start_time,
-            "id": self.id,
-            "pid": self.info["pid"],
-            "hostname": self.info["hostname"],
-            "activated_slaves": 0,
-            "deactivated_slaves": 0,
-            "unreachable_slaves": 0,
-            "leader": leader.get("pid", ""),
-            "leader_info": {k: leader[k] for k in ("id", "pid", "port", "hostname") if k in leader},
-            "flags": {"port": str(self.cfg.port)},
-            "slaves": [],
-            "recovered_slaves": [],
-            "frameworks": [fw_json(f) for f in self.core.frameworks.values()] if self.leading else [],
-            "completed_frameworks": [fw_json(f) for f in self.core.completed_frameworks]
-            if self.leading
-            else [],
-            "orphan_tasks": [],
-            "unregistered_frameworks": [],
+    def flags(self) -> dict[str, str]:
+        """``/master/state`` ``flags``: as Mesos prints them, all strings."""
+        cfg = self.cfg
+        flags = {
+            "ip": cfg.ip,
+            "port": str(cfg.port),
+            "hostname": cfg.hostname or cfg.ip,
+            "allocation_interval": f"{cfg.allocation_interval:g}secs",
+            "agent_ping_timeout": f"{cfg.agent_ping_timeout:g}secs",
+            "max_agent_ping_timeouts": str(cfg.max_agent_ping_timeouts),
+            "agent_reregister_timeout": f"{cfg.agent_reregister_timeout:g}secs",
+            "zk_session_timeout": f"{cfg.zk_session_timeout:g}secs",
+            "registry": "zookeeper" if cfg.zk else "in_memory",
         }
-        if self.elected_time is not None and self.leading:
-            doc["elected_time"] = self.elected_time
-        return web.json_response(doc)
+        if cfg.zk is not None:
+            flags["zk"] = f"zk://{cfg.zk.hosts}{cfg.zk.path}"
+        return flags
+
+    async def state(self, request: web.Request) -> web.Response:
+        return _json(request, state.state(self.core, self.meta()))
+
+    async def state_summary(self, request: web.Request) -> web.Response:
+        return _json(request, state.state_summary(self.core, self.meta()))
+
+    async def slaves(self, request: web.Request) -> web.Response:
+        return _json(request, state.slaves(self.core, self.meta(), request.query.get("slave_id")))
+
+    async def frameworks(self, request: web.Request) -> web.Response:
+        return _json(request, state.frameworks(self.core, self.meta(), request.query.get("framework_id")))
+
+    async def tasks(self, request: web.Request) -> web.Response:
+        q = request.query
+        try:
+            limit = int(q.get("limit", state.TASKS_LIMIT))
+            offset = int(q.get("offset", 0))
+        except ValueError:
+            return web.Response(status=400, text="'limit' and 'offset' must be integers")
+        if limit < 0 or offset < 0:
+            return web.Response(status=400, text="'limit' and 'offset' must not be negative")
+        order = q.get("order", "des")
+        if order not in ("asc", "des"):
+            return web.Response(status=400, text="'order' must be 'asc' or 'des'")
+        doc = state.tasks(
+            self.core,
+            self.meta(),
+            limit=limit,
+            offset=offset,
+            order=order,
+            framework_id=q.get("framework_id"),
+            task_id=q.get("task_id"),
+        )
+        return _json(request, doc)
 
     async def metrics(self, request: web.Request) -> web.Response:
-        fws = list(self.core.frameworks.values())
-        return web.json_response(
-            {
-                "master/elected": 1 if self.leading else 0,
-                "master/uptime_secs": time.time() - self.start_time,
-                "master/frameworks_active": sum(f.active for f in fws),
-                "master/frameworks_connected": sum(f.connected for f in fws),
-                "master/frameworks_disconnected": sum(not f.connected for f in fws),
-                "master/frameworks_inactive": sum(not f.active for f in fws),
-                "master/slaves_active": 0,
-                "master/outstanding_offers": 0,
-            }
-        )
+        return _json(request, state.metrics(self.core, self.meta(), time.time()))
+
+    async def prometheus(self, request: web.Request) -> web.Response:
+        text = prometheus.render(state.metrics(self.core, self.meta(), time.time()))
+        return web.Response(text=text, headers={"Content-Type": prometheus.CONTENT_TYPE})
+
+
+def _json(request: web.Request, doc: dict[str, Any]) -> web.Response:
+    """JSON, or JSONP when ``?jsonp=`` names a callback (the Mesos web UI polls that way)."""
+    callback = request.query.get("jsonp")
+    if callback is None:
+        return web.json_response(doc)
+    if not callback.replace("_", "").replace(".", "").isalnum():
+        return web.Response(status=400, text="Invalid 'jsonp' callback name")
+    return web.Response(text=f"{callback}({json.dumps(doc)});", content_type="text/javascript")
 
 
 def _id(obj: object) -> str | None:

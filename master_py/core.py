@@ -1,13 +1,13 @@
 """The master's pure core: frameworks and their calls, agents, offers, tasks and status updates.
 
 Sans-I/O: the HTTP edge (``app.py``) validates a request (``calls.py``), hands the call and the
-clock to :class:`MasterCore`, and delivers what comes back: events for a framework's stream,
-or the order to close one.  Nothing here touches a socket, a clock or ZooKeeper.
+clock to :class:`MasterCore`, and carries out what comes back (``model.Output``): events for a
+framework's stream, messages for an agent, registry writes, streams to close.  Nothing here touches a
+socket, a clock or ZooKeeper.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
 from paas_common.resources import ResourceError, Resources
@@ -15,128 +15,77 @@ from paas_common.resources import ResourceError, Resources
 from . import events
 from .allocator import DEFAULT_REFUSE_SECONDS, Allocator
 from .calls import ApiError, Call, new_stream_id
-
-ONE_YEAR_S = 365 * 24 * 3600.0
-
-
-@dataclass(frozen=True, slots=True)
-class ToFramework:
-    framework_id: str
-    event: events.Event
-
-
-@dataclass(frozen=True, slots=True)
-class CloseStream:
-    framework_id: str
-    stream_id: str
-
-
-@dataclass(frozen=True, slots=True)
-class ToAgent:
-    """A message for an agent (our agent protocol: RUN_TASK, KILL_TASK, ACKNOWLEDGE, SHUTDOWN_FRAMEWORK)."""
-
-    agent_id: str
-    message: dict[str, Any]
-
-
-Output = ToFramework | CloseStream | ToAgent
-
-TERMINAL = frozenset(
-    {
-        "TASK_FINISHED",
-        "TASK_FAILED",
-        "TASK_KILLED",
-        "TASK_ERROR",
-        "TASK_DROPPED",
-        "TASK_GONE",
-        "TASK_GONE_BY_OPERATOR",
-        "TASK_LOST",
-    }
+from .model import (
+    MAX_COMPLETED_FRAMEWORKS,
+    MAX_COMPLETED_TASKS,
+    TERMINAL,
+    Agent,
+    AgentTimeouts,
+    CloseAgent,
+    CloseStream,
+    Framework,
+    OfferRecord,
+    Output,
+    Persist,
+    Task,
+    ToAgent,
+    ToFramework,
+    framework_roles,
 )
 
 
-@dataclass
-class Agent:
-    id: str
-    hostname: str
-    resources: Resources
-    attributes: list[dict[str, Any]]
-    registered_time: float
-
-
-@dataclass
-class OfferRecord:
-    id: str
-    framework_id: str
-    agent_id: str
-    role: str
-    resources: Resources
-
-
-@dataclass
-class Task:
-    id: str
-    framework_id: str
-    agent_id: str
-    role: str
-    info: dict[str, Any]
-    resources: Resources
-    state: str = "TASK_STAGING"
-    statuses: list[dict[str, Any]] = field(default_factory=list)
-
-
-@dataclass
-class Framework:
-    id: str
-    info: dict[str, Any]
-    registered_time: float
-    stream_id: str | None = None
-    connected: bool = False
-    active: bool = True
-    reregistered_time: float | None = None
-    unregistered_time: float | None = None
-    failover_deadline: float | None = None  # set while disconnected
-    roles: list[str] = field(default_factory=list)
-    suppressed_roles: set[str] = field(default_factory=set)
-
-    @property
-    def partition_aware(self) -> bool:
-        return any(c.get("type") == "PARTITION_AWARE" for c in self.info.get("capabilities", []))
-
-    @property
-    def failover_timeout(self) -> float:
-        value = self.info.get("failover_timeout", 0.0)
-        try:
-            return min(max(float(value), 0.0), ONE_YEAR_S)
-        except (TypeError, ValueError):
-            return 0.0
-
-
-def framework_roles(info: dict[str, Any]) -> list[str]:
-    """MULTI_ROLE frameworks list ``roles``; others have the deprecated ``role`` (default "*")."""
-    roles = info.get("roles")
-    if isinstance(roles, list) and roles:
-        return [str(r) for r in roles]
-    return [str(info.get("role") or "*")]
-
-
 class MasterCore:
-    """Framework bookkeeping of a leading master."""
+    """Framework, agent and task bookkeeping of a leading master."""
 
     def __init__(
-        self, master_id: str, master_info: dict[str, Any], allocator: Allocator | None = None
+        self,
+        master_id: str,
+        master_info: dict[str, Any],
+        allocator: Allocator | None = None,
+        timeouts: AgentTimeouts | None = None,
     ) -> None:
         self.master_id = master_id
         self.master_info = master_info
         self.allocator = allocator or Allocator()
+        self.timeouts = timeouts or AgentTimeouts()
         self.frameworks: dict[str, Framework] = {}
         self.completed_frameworks: list[Framework] = []
         self.agents: dict[str, Agent] = {}
+        self.recovered_agents: dict[str, dict[str, Any]] = {}  # registry entries not re-registered yet
+        self.unreachable_agents: dict[str, float] = {}  # id -> when it was marked unreachable
+        self.reregister_deadline: float | None = None
         self.offers: dict[str, OfferRecord] = {}
         self.tasks: dict[tuple[str, str], Task] = {}  # (framework id, task id)
+        self.counters: dict[str, int] = {}  # master/* event counters for /metrics/snapshot
         self._next_framework = 0
         self._next_offer = 0
         self._next_agent = 0
+
+    def _count(self, name: str, n: int = 1) -> None:
+        self.counters[name] = self.counters.get(name, 0) + n
+
+    # ---- failover: what the registry says
+
+    def recover(self, agents: list[dict[str, Any]], frameworks: list[dict[str, Any]], now: float) -> None:
+        """A new leader starts from the registry: agents are expected back within the re-register timeout
+        (until then reconciliation of their tasks gets no answer), frameworks may re-subscribe by id."""
+        for entry in agents:
+            if entry.get("unreachable_time") is not None:
+                self.unreachable_agents[str(entry["id"])] = float(entry["unreachable_time"])
+            else:
+                self.recovered_agents[str(entry["id"])] = entry
+        for entry in frameworks:
+            self._recovered_framework(dict(entry["info"]), float(entry.get("registered_time", now)), now)
+        self.reregister_deadline = now + self.timeouts.reregister_timeout
+
+    def _recovered_framework(self, info: dict[str, Any], registered: float, now: float) -> Framework:
+        fid = _value(info.get("id")) or ""
+        fw = Framework(fid, info, registered_time=registered, connected=False, active=False, recovered=True)
+        fw.roles = framework_roles(info)
+        fw.failover_deadline = now + max(fw.failover_timeout, self.timeouts.reregister_timeout)
+        self.frameworks[fid] = fw
+        self.allocator.add_framework(fid, fw.roles, active=False)
+        return fw
 
     # ---- agents
 
@@ -147,15 +96,207 @@ class MasterCore:
         attributes: list[dict[str, Any]],
         now: float,
         agent_id: str | None = None,
-    ) -> Agent:
-        """An agent registered (``agent_id`` set when it re-registers after a master failover)."""
+        *,
+        ip: str = "127.0.0.1",
+        port: int = 5051,
+        tasks: list[dict[str, Any]] | None = None,
+        frameworks: list[dict[str, Any]] | None = None,
+    ) -> tuple[Agent, list[Output]]:
+        """An agent registers, or re-registers (``agent_id`` set) with the tasks it runs.
+
+        Its tasks become the master's again: after a failover the master learns them here (frameworks it
+        does not know yet are recovered from their FrameworkInfo); a known agent's tasks that it no
+        longer reports are lost.  A returning unreachable agent's tasks of frameworks that are not
+        partition-aware were already reported lost to them, so they are killed.  The registry entry is
+        written before the agent is answered."""
+        out: list[Output] = []
+        reregistering = agent_id is not None
+        old = self.agents.get(agent_id) if agent_id else None
+        if old is not None:  # re-registration of an agent this master knows: its stream broke
+            out += self._forget_agent(old, now, keep_tasks=True)
         if agent_id is None:
             agent_id = f"{self.master_id}-S{self._next_agent}"
             self._next_agent += 1
-        agent = Agent(agent_id, hostname, resources, attributes, now)
+            self._count("master/slave_registrations")
+        else:
+            self._count("master/slave_reregistrations")
+        was_unreachable = self.unreachable_agents.pop(agent_id, None) is not None
+        self.recovered_agents.pop(agent_id, None)
+        agent = Agent(agent_id, hostname, resources, attributes, now, ip=ip, port=port, last_seen=now)
+        if reregistering:
+            agent.registered_time = old.registered_time if old is not None else now
+            agent.reregistered_time = now
+        known = {t.id for t in self.tasks.values() if t.agent_id == agent_id and t.live}
+        for info in frameworks or []:
+            fid = _value(info.get("id"))
+            if fid and fid not in self.frameworks and not self._completed(fid):
+                self._recovered_framework(dict(info), now, now)
+        reported: set[tuple[str, str]] = set()
+        for item in tasks or []:
+            out += self._adopt_task(agent_id, item, was_unreachable, now, reported)
+        for key, task in list(self.tasks.items()):
+            if task.agent_id == agent_id and task.live and key not in reported and task.id in known:
+                out += self._lose_task(
+                    task, now, "REASON_RECONCILIATION", "Task is not known to the re-registered agent"
+                )
+        used: dict[str, dict[str, Resources]] = {}
+        for task in self.tasks.values():
+            if task.agent_id == agent_id and task.holding:
+                by_role = used.setdefault(task.framework_id, {})
+                by_role[task.role] = by_role.get(task.role, Resources.from_json([])) + task.resources
         self.agents[agent_id] = agent
-        self.allocator.add_agent(agent_id, hostname, resources, attributes)
-        return agent
+        self.allocator.add_agent(agent_id, hostname, resources, attributes, used=used, active=False)
+        out.insert(0, Persist("agents", agent_id, agent.entry()))
+        return agent, out
+
+    def _completed(self, fid: str) -> bool:
+        return any(f.id == fid for f in self.completed_frameworks)
+
+    def _adopt_task(
+        self,
+        agent_id: str,
+        item: dict[str, Any],
+        was_unreachable: bool,
+        now: float,
+        reported: set[tuple[str, str]],
+    ) -> list[Output]:
+        info = item.get("task") if isinstance(item, dict) else None
+        fid = _value(item.get("framework_id")) if isinstance(item, dict) else None
+        tid = _value(info.get("task_id")) if isinstance(info, dict) else None
+        if not isinstance(info, dict) or fid is None or tid is None:
+            return []
+        state = str(item.get("state") or "TASK_STAGING")
+        fw = self.frameworks.get(fid)
+        kill = ToAgent(
+            agent_id,
+            {"type": "KILL_TASK", "kill_task": {"framework_id": {"value": fid}, "task_id": {"value": tid}}},
+        )
+        if fw is None:  # a framework that was torn down or timed out: the agent must not run its tasks
+            return [kill] if state not in TERMINAL else []
+        if was_unreachable and not fw.partition_aware and state not in TERMINAL:
+            return [kill]
+        reported.add((fid, tid))
+        task = self.tasks.get((fid, tid))
+        if task is None:
+            try:
+                res = Resources.from_json(info.get("resources") or [])
+            except ResourceError:
+                return [kill]
+            role = str((item.get("role") or fw.roles[0]) if fw.roles else "*")
+            task = Task(tid, fid, agent_id, role, info, res, state=state, holding=state not in TERMINAL)
+            self.tasks[(fid, tid)] = task
+        task.agent_id = agent_id
+        task.unreachable_time = None
+        task.state = state
+        if not task.statuses or task.statuses[-1].get("state") != state:
+            task.statuses.append(events.task_status(tid, state, now=now, agent_id=agent_id))
+        for unreachable in [t for t in fw.unreachable_tasks if t.id == tid]:
+            fw.unreachable_tasks.remove(unreachable)
+        return []
+
+    def _lose_task(self, task: Task, now: float, reason: str, message: str) -> list[Output]:
+        """The master's verdict on a task whose agent cannot tell: LOST, or GONE/UNREACHABLE for
+        partition-aware frameworks; the framework hears it, without a uuid (nothing to acknowledge)."""
+        fw = self.frameworks.get(task.framework_id)
+        unreachable = reason == "REASON_AGENT_REMOVED"
+        if fw is not None and fw.partition_aware:
+            state = "TASK_UNREACHABLE" if unreachable else "TASK_GONE"
+        else:
+            state = "TASK_LOST"
+        status = events.task_status(
+            task.id, state, now=now, reason=reason, message=message, agent_id=task.agent_id
+        )
+        if unreachable:
+            status["unreachable_time"] = {"nanoseconds": int(now * 1e9)}
+        task.state = state
+        task.statuses.append(status)
+        self._count(f"master/tasks_{state.removeprefix('TASK_').lower()}")
+        self._free(task)
+        self._complete(task, now)
+        if fw is None:
+            return []
+        return [ToFramework(fw.id, events.update(status))]
+
+    def _free(self, task: Task) -> None:
+        """The task stopped holding resources on its agent (terminal, lost or unreachable)."""
+        if task.holding and task.agent_id in self.agents:
+            self.allocator.recover_resources(task.framework_id, task.agent_id, task.resources, role=task.role)
+        task.holding = False
+
+    def _complete(self, task: Task, now: float) -> None:
+        """The task is history: out of the live set, into its framework's completed/unreachable list."""
+        self.tasks.pop((task.framework_id, task.id), None)
+        fw = self.frameworks.get(task.framework_id)
+        if fw is None:
+            return
+        if task.state == "TASK_UNREACHABLE":
+            task.unreachable_time = now
+            fw.unreachable_tasks.append(task)
+            del fw.unreachable_tasks[:-MAX_COMPLETED_TASKS]
+        else:
+            fw.completed_tasks.append(task)
+            del fw.completed_tasks[:-MAX_COMPLETED_TASKS]
+
+    def agent_connected(self, agent_id: str, now: float) -> None:
+        """The agent's stream is open: its resources are offered."""
+        agent = self.agents.get(agent_id)
+        if agent is not None and not agent.connected:
+            agent.connected = True
+            agent.last_seen = now
+            self.allocator.activate_agent(agent_id)
+
+    def agent_seen(self, agent_id: str, now: float) -> None:
+        agent = self.agents.get(agent_id)
+        if agent is not None:
+            agent.last_seen = now
+
+    def agent_disconnected(self, agent_id: str, now: float) -> list[Output]:
+        """Its stream broke: no more offers for it; it has the silence timeout to come back."""
+        agent = self.agents.get(agent_id)
+        if agent is None or not agent.connected:
+            return []
+        agent.connected = False
+        self.allocator.deactivate_agent(agent_id)
+        return self._rescind_agent(agent_id)
+
+    def _rescind_agent(self, agent_id: str) -> list[Output]:
+        out: list[Output] = []
+        for offer in [o for o in self.offers.values() if o.agent_id == agent_id]:
+            del self.offers[offer.id]
+            self.allocator.recover_resources(offer.framework_id, agent_id, offer.resources, role=offer.role)
+            out.append(ToFramework(offer.framework_id, events.rescind(offer.id)))
+        return out
+
+    def _forget_agent(self, agent: Agent, now: float, keep_tasks: bool) -> list[Output]:
+        """Take the agent out of the allocator (offers rescinded); its tasks are lost unless kept."""
+        out = self._rescind_agent(agent.id)
+        if not keep_tasks:
+            for task in [t for t in self.tasks.values() if t.agent_id == agent.id and t.live]:
+                out += self._lose_task(
+                    task, now, "REASON_AGENT_REMOVED", f"Agent {agent.hostname} is unreachable"
+                )
+        self.allocator.remove_agent(agent.id)
+        del self.agents[agent.id]
+        return out
+
+    def mark_unreachable(self, agent_id: str, now: float) -> list[Output]:
+        """Silent too long (or never back after a failover): the agent is unreachable, its tasks too."""
+        out: list[Output] = []
+        agent = self.agents.get(agent_id)
+        entry: dict[str, Any] | None
+        if agent is not None:
+            entry = agent.entry()
+            out += self._forget_agent(agent, now, keep_tasks=False)
+            if agent.connected:
+                out.append(CloseAgent(agent_id))
+        else:
+            entry = self.recovered_agents.pop(agent_id, None)
+            if entry is None:
+                return []
+        self.unreachable_agents[agent_id] = now
+        self._count("master/slave_unreachable_completed")
+        out.insert(0, Persist("agents", agent_id, {**entry, "unreachable_time": now}))
+        return out
 
     def allocate(self, now: float) -> list[Output]:
         """One allocation run: offers to frameworks, one OFFERS event per framework."""
@@ -211,7 +352,9 @@ class MasterCore:
             self.allocator.activate_framework(fw.id)
         out += self._rescind_all(fw)  # offers are regenerated on (re)subscription
         fw.connected = fw.active = True
+        fw.recovered = False
         fw.failover_deadline = None
+        out.insert(0, Persist("frameworks", fw.id, fw.entry()))
         out.append(ToFramework(fw.id, events.subscribed(fw.id, self.master_info)))
         return fw, out
 
@@ -228,11 +371,19 @@ class MasterCore:
         self._rescind_all(fw)
 
     def tick(self, now: float) -> list[Output]:
-        """Remove frameworks whose failover timeout expired."""
+        """Timeouts: frameworks past their failover timeout are removed; agents silent for the ping
+        timeouts, and recovered agents that did not re-register in time, become unreachable."""
         out: list[Output] = []
         for fw in list(self.frameworks.values()):
             if fw.failover_deadline is not None and now >= fw.failover_deadline:
                 out += self._remove(fw, now)
+        for agent in list(self.agents.values()):
+            if now - agent.last_seen > self.timeouts.silence:
+                out += self.mark_unreachable(agent.id, now)
+        if self.reregister_deadline is not None and now >= self.reregister_deadline:
+            for agent_id in list(self.recovered_agents):
+                out += self.mark_unreachable(agent_id, now)
+            self.reregister_deadline = None
         return out
 
     def _rescind_all(self, fw: Framework) -> list[Output]:
@@ -246,18 +397,19 @@ class MasterCore:
     def _remove(self, fw: Framework, now: float) -> list[Output]:
         out: list[Output] = []
         self._rescind_all(fw)
-        for key, task in list(self.tasks.items()):
-            if task.framework_id == fw.id:  # TEARDOWN / failover timeout: the agents kill its tasks
-                out.append(
-                    ToAgent(
-                        task.agent_id,
-                        {
-                            "type": "KILL_TASK",
-                            "kill_task": {"framework_id": {"value": fw.id}, "task_id": {"value": task.id}},
-                        },
-                    )
+        for task in [t for t in self.tasks.values() if t.framework_id == fw.id]:
+            # TEARDOWN / failover timeout: the agents kill its tasks
+            out.append(
+                ToAgent(
+                    task.agent_id,
+                    {
+                        "type": "KILL_TASK",
+                        "kill_task": {"framework_id": {"value": fw.id}, "task_id": {"value": task.id}},
+                    },
                 )
-                del self.tasks[key]
+            )
+            self._free(task)
+            self._complete(task, now)
         for agent_id in {t.agent_id for t in out if isinstance(t, ToAgent)}:
             out.append(
                 ToAgent(
@@ -270,7 +422,8 @@ class MasterCore:
         fw.connected = fw.active = False
         fw.unregistered_time = now
         self.completed_frameworks.append(fw)
-        del self.completed_frameworks[:-50]  # --max_completed_frameworks
+        del self.completed_frameworks[:-MAX_COMPLETED_FRAMEWORKS]
+        out.insert(0, Persist("frameworks", fw.id, None))
         if fw.stream_id:
             out.append(CloseStream(fw.id, fw.stream_id))
         return out
@@ -414,8 +567,10 @@ class MasterCore:
             return [ToAgent(agent_id, {"type": "ACKNOWLEDGE", "acknowledge": ack})]
         task.state = str(status.get("state"))
         task.statuses.append(status)
+        self.agent_seen(agent_id, now)
+        self._count("master/valid_status_updates")
         if task.state in TERMINAL:
-            self.allocator.recover_resources(fid, agent_id, task.resources, role=task.role)
+            self._free(task)
         forwarded = {k: v for k, v in status.items() if k != "framework_id"}
         return [ToFramework(fid, events.update(forwarded))]
 
@@ -423,8 +578,9 @@ class MasterCore:
         tid = _value(payload.get("task_id"))
         agent_id = _value(payload.get("agent_id"))
         task = self.tasks.get((fw.id, tid or ""))
-        if task is not None and task.state in TERMINAL:
-            del self.tasks[(fw.id, task.id)]  # acknowledged terminal state: the task is done
+        done = task is not None and task.state in TERMINAL
+        if task is not None and done and task.statuses[-1].get("uuid") == payload.get("uuid"):
+            self._complete(task, now)  # its terminal update is acknowledged: the task is done
         if agent_id is None or agent_id not in self.agents:
             return []  # benign: answered 202 (pymesos aborts on anything else)
         ack = {
@@ -445,7 +601,9 @@ class MasterCore:
                 kill["kill_policy"] = payload["kill_policy"]
             return [ToAgent(task.agent_id, {"type": "KILL_TASK", "kill_task": kill})]
         # Unknown task (MESOS-2127): reconcile it as lost, from the master.
-        state = "TASK_UNKNOWN" if fw.partition_aware else "TASK_LOST"
+        state = self._unknown_task_state(fw, _value(payload.get("agent_id")))
+        if state is None:
+            return []
         status = events.task_status(
             task_id,
             state,
@@ -471,13 +629,32 @@ class MasterCore:
                 )
                 out.append(ToFramework(fw.id, events.update(latest)))
                 continue
-            state = "TASK_UNKNOWN" if fw.partition_aware else "TASK_LOST"
             agent_id = _value(item.get("agent_id"))
+            gone = next((t for t in fw.unreachable_tasks if t.id == task_id), None)
+            if gone is not None:  # known as unreachable: its agent is, its task's fate is open
+                agent_id = gone.agent_id
+            state = self._unknown_task_state(fw, agent_id)
+            if state is None:
+                continue  # its agent may still re-register with it: no answer yet (as Mesos)
             status = events.task_status(
                 task_id, state, now=now, reason="REASON_RECONCILIATION", agent_id=agent_id
             )
             out.append(ToFramework(fw.id, events.update(status)))
         return out
+
+    def _unknown_task_state(self, fw: Framework, agent_id: str | None) -> str | None:
+        """What the master says of a task it does not know (``Master::reconcile``), None for no answer."""
+        if agent_id is None and self.recovered_agents:
+            return None
+        if agent_id is not None and agent_id in self.recovered_agents:
+            return None
+        if agent_id is not None and agent_id in self.agents:
+            state = "TASK_GONE"
+        elif agent_id is not None and agent_id in self.unreachable_agents:
+            state = "TASK_UNREACHABLE"
+        else:
+            state = "TASK_UNKNOWN"
+        return state if fw.partition_aware else "TASK_LOST"
 
 
 def _refuse_seconds(payload: dict[str, Any]) -> float:

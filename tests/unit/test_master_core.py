@@ -7,7 +7,8 @@ import base64
 from typing import Any
 
 from master_py.calls import Call
-from master_py.core import CloseStream, MasterCore, Output, ToAgent, ToFramework
+from master_py.core import MasterCore
+from master_py.model import CloseStream, Output, ToAgent, ToFramework
 from paas_common.resources import Resources
 
 NOW = 1000.0
@@ -33,7 +34,8 @@ def to_agents(out: list[Output]) -> list[dict[str, Any]]:
 def setup(cpus: float = 4, mem: float = 4096, **info: Any) -> tuple[MasterCore, str, str, dict[str, Any]]:
     core = MasterCore("M", {"id": "M"})
     fw, _ = core.subscribe(sub(**info), NOW)
-    agent = core.add_agent("host1", Resources.parse(f"cpus:{cpus};mem:{mem};ports:[31000-32000]"), [], NOW)
+    agent, _ = core.add_agent("host1", Resources.parse(f"cpus:{cpus};mem:{mem};ports:[31000-32000]"), [], NOW)
+    core.agent_connected(agent.id, NOW)
     (offers_event,) = events_of(core.allocate(NOW), fw.id)
     (offer,) = offers_event["offers"]["offers"]
     return core, fw.id, agent.id, offer
