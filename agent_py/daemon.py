@@ -243,7 +243,8 @@ class Agent:
         return await self._http.post(f"{url}/agent/api/v1", json=doc, **kw)
 
     async def _register(self, url: str) -> None:
-        live = [t.cp for t in self.tasks.values() if t.cp.state not in TERMINAL]
+        # Tasks still running or with updates to deliver: the master (maybe a new leader) adopts them.
+        live = [t.cp for t in self.tasks.values() if t.cp.state not in TERMINAL or t.cp.pending]
         body: dict[str, Any] = {
             "hostname": self.cfg.hostname,
             "port": self.cfg.port,
@@ -304,7 +305,9 @@ class Agent:
             fid = _id(msg["shutdown_framework"].get("framework_id"))
             for t in [t for (f, _), t in self.tasks.items() if f == fid]:
                 self._spawn(self._kill(t, DEFAULT_KILL_GRACE))
-        elif kind != "PING":
+        elif kind == "PING":  # the master counts missed PONGs (--max_agent_ping_timeouts)
+            self._spawn(self._pong())
+        else:
             log.warning("ignoring unknown message %r", kind)
 
     # ---------------------------------------------------------------- tasks
@@ -434,6 +437,17 @@ class Agent:
             for w in waits:
                 w.cancel()
         return "ack" if t.ack.is_set() else "nudge" if self.nudge.is_set() else "timeout"
+
+    async def _pong(self) -> None:
+        if self.master_url is None or self.agent_id is None:
+            return
+        doc = {"type": "PONG", "agent_id": {"value": self.agent_id}}
+        try:
+            async with await self._post(self.master_url, doc) as resp:
+                if resp.status != 202:
+                    log.warning("PONG refused: %s %s", resp.status, await resp.text())
+        except (aiohttp.ClientError, OSError, TimeoutError) as e:
+            log.warning("PONG not sent: %s", e)
 
     async def _post_update(self, status: dict[str, Any]) -> None:
         if self.master_url is None or self.agent_id is None:
