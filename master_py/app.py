@@ -273,6 +273,8 @@ class Master:
     def _not_leading(self, request: web.Request) -> web.Response:
         if self.leader is None:
             return web.Response(status=503, text="No leader elected")
+        if self.leader is self.info:  # elected, still reading the registry
+            return web.Response(status=503, text="Master is recovering")
         addr = self.leader.get("address", {})
         location = f"//{addr.get('hostname') or addr.get('ip')}:{addr.get('port')}{request.path_qs}"
         return web.Response(status=307, headers={"Location": location})

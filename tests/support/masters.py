@@ -19,9 +19,12 @@ _LIVE: set[MasterProc] = set()
 
 
 class MasterProc:
-    def __init__(self, workdir: Path, *, zk: str | None = None, ip: str = "127.0.0.1") -> None:
+    def __init__(
+        self, workdir: Path, *, zk: str | None = None, ip: str = "127.0.0.1", flags: tuple[str, ...] = ()
+    ) -> None:
         self.workdir = Path(workdir)
         self.ip = ip
+        self.flags = flags  # extra master-py flags, e.g. ("--zk_session_timeout", "1secs")
         self.port = free_port()
         self.zk = zk
         self.log_path = self.workdir / f"master-{self.port}.log"
@@ -38,6 +41,7 @@ class MasterProc:
         argv = [sys.executable, "-m", "master_py", "--ip", self.ip, "--port", str(self.port)]
         if self.zk:
             argv += ["--zk", self.zk]
+        argv += self.flags
         env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "PYTHONUNBUFFERED": "1"}
         self._proc = subprocess.Popen(
             argv, stdout=self._log, stderr=subprocess.STDOUT, env=env, start_new_session=True
