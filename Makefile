@@ -1,5 +1,5 @@
 # Thin wrappers over scripts/: the scripts are what CI and the README run.
-.PHONY: demo test unit lint bench bench-ensemble soak setup
+.PHONY: demo test unit lint bench bench-ensemble bench-launch soak setup
 
 setup:
 	bash scripts/setup.sh
@@ -25,6 +25,10 @@ bench: setup
 bench-ensemble: setup
 	.venv/bin/python bench/zk_bench.py --ensemble 3 --repeat 3 --markdown
 	.venv/bin/python bench/zk_failover.py --rounds 5
+
+# Docker task launches through master-py + agent-py vs a `docker run` loop (needs scripts/docker-setup.sh).
+bench-launch: setup
+	.venv/bin/python bench/launch_bench.py --markdown
 
 # The long fault runs (not in CI): many more simulated ZAB runs, and the real-process fault tests repeated.
 soak: setup

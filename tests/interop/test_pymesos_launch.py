@@ -15,12 +15,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pymesos import MesosSchedulerDriver, Scheduler
 
 from paas_common.recordio import Decoder
 from paas_common.resources import Resources
 from tests.support.clients import WAIT
 from tests.support.masters import MasterProc
+from tests.support.pymesos_fw import Framework, command_task, driving, running_master
 
 
 def post(url: str, doc: object, ctype: str = "application/json") -> tuple[int, bytes]:
@@ -98,63 +98,25 @@ class ScriptedAgent:
         self.conn.close()
 
 
-class Launcher(Scheduler):  # type: ignore[misc]
-    def __init__(self) -> None:
-        self.framework_id = ""
-        self.launched = threading.Event()
-        self.running = threading.Event()
-
-    def registered(self, driver: Any, framework_id: Any, master_info: Any) -> None:
-        self.framework_id = framework_id["value"]
-
-    def resourceOffers(self, driver: Any, offers: Any) -> None:
-        for offer in offers:
-            if self.launched.is_set():
-                driver.declineOffer(offer.id)
-                continue
-            task = {
-                "name": "hello",
-                "task_id": {"value": "hello-1"},
-                "agent_id": offer.agent_id,
-                "resources": Resources.parse("cpus:0.5;mem:64").to_json(),
-                "command": {"value": "echo hello"},
-            }
-            driver.launchTasks(offer.id, [task])
-            self.launched.set()
-
-    def statusUpdate(self, driver: Any, update: Any) -> None:
-        if update.state == "TASK_RUNNING":
-            self.running.set()
-
-
 @pytest.fixture
 def master(tmp_path: Path) -> Iterator[MasterProc]:
-    m = MasterProc(tmp_path)
-    m.start()
-    try:
+    with running_master(tmp_path) as m:
         yield m
-    finally:
-        m.kill()
 
 
 def test_offer_launch_update_acknowledge(master: MasterProc) -> None:
     agent = ScriptedAgent(master)
-    sched = Launcher()
-    driver = MesosSchedulerDriver(
-        sched, {"user": "root", "name": "launcher"}, f"127.0.0.1:{master.port}", use_addict=True
-    )
-    driver.start()
+    sched = Framework([command_task("hello-1", "echo hello", "cpus:0.5;mem:64")])
     try:
-        assert sched.launched.wait(WAIT), master.log_tail()
-        run = agent.wait_for("RUN_TASK")["run_task"]
-        assert run["task"]["task_id"] == {"value": "hello-1"} and run["framework"]["name"] == "launcher"
-        assert agent.update(sched.framework_id, "hello-1", "TASK_RUNNING", b"u" * 16) == 202
-        assert sched.running.wait(WAIT)
-        ack = agent.wait_for("ACKNOWLEDGE")["acknowledge"]  # pymesos acknowledged implicitly
-        assert ack["task_id"] == {"value": "hello-1"} and base64.b64decode(ack["uuid"]) == b"u" * 16
+        with driving(sched, f"127.0.0.1:{master.port}", name="launcher"):
+            sched.wait_launched()
+            run = agent.wait_for("RUN_TASK")["run_task"]
+            assert run["task"]["task_id"] == {"value": "hello-1"} and run["framework"]["name"] == "launcher"
+            assert agent.update(sched.framework_id, "hello-1", "TASK_RUNNING", b"u" * 16) == 202
+            sched.wait_for("hello-1", "TASK_RUNNING")
+            ack = agent.wait_for("ACKNOWLEDGE")["acknowledge"]  # pymesos acknowledged implicitly
+            assert ack["task_id"] == {"value": "hello-1"} and base64.b64decode(ack["uuid"]) == b"u" * 16
     finally:
-        driver.stop()
-        driver.join()
         agent.close()
 
 
