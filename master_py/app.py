@@ -79,6 +79,7 @@ class Master:
         self.registry: ZkRegistry | None = None
         self._registry_lock = asyncio.Lock()
         self._election: asyncio.Task[None] | None = None
+        self._allocation: asyncio.TimerHandle | None = None
         self.streams: dict[str, _Stream] = {}
         self.agent_streams: dict[str, _AgentStream] = {}
         self.leading = cfg.zk is None
@@ -228,6 +229,18 @@ class Master:
                 await self._act(self.core.tick(now))
                 await self._act(self.core.allocate(now))
 
+    def _allocate_soon(self) -> None:
+        """An allocation run right after a change that new offers may follow from (a framework subscribed
+        or revived, an agent connected), as Mesos does besides its batch interval; changes within a few
+        milliseconds share one run."""
+        if self._allocation is None and self._loop is not None:
+            self._allocation = self._loop.call_later(0.005, self._allocate_now)
+
+    def _allocate_now(self) -> None:
+        self._allocation = None
+        if self.leading:
+            self._deliver(self.core.allocate(time.time()))
+
     # ---------------------------------------------------------------- delivery
 
     async def _act(self, outputs: list[Output]) -> None:
@@ -293,6 +306,8 @@ class Master:
             fw = self.core.frameworks.get(call.framework_id or "")
             check_stream(call, fw is not None, fw.stream_id if fw else None, stream_id)
             await self._act(self.core.call(call, time.time()))
+            if call.type == "REVIVE":
+                self._allocate_soon()
         except ApiError as e:
             return web.Response(status=e.status, text=e.message)
         return web.Response(status=202)
@@ -313,6 +328,7 @@ class Master:
         resp.enable_chunked_encoding()
         await resp.prepare(request)
         self._deliver(outputs)
+        self._allocate_soon()
         log.info("framework %s (%s) subscribed", fw.id, fw.info.get("name"))
         try:
             while True:
@@ -423,6 +439,7 @@ class Master:
         resp.enable_chunked_encoding()
         await resp.prepare(request)
         self.core.agent_connected(agent_id, time.time())
+        self._allocate_soon()
         try:
             while True:
                 try:

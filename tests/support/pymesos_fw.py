@@ -163,8 +163,8 @@ def driving(
 
 
 @contextlib.contextmanager
-def running_master(workdir: Path) -> Iterator[MasterProc]:
-    master = MasterProc(workdir)
+def running_master(workdir: Path, flags: tuple[str, ...] = ()) -> Iterator[MasterProc]:
+    master = MasterProc(workdir, flags=flags)
     master.start()
     try:
         yield master
