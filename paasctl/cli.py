@@ -17,10 +17,10 @@ import sys
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
-from paasctl import zk
+from paasctl import dev, mesos, run, zk
 from paasctl.common import EXIT_CODES_HELP, EXIT_INTERRUPTED, EXIT_USAGE, CliError, Outcome
 
-GROUPS = (zk,)
+GROUPS = (zk, mesos, run, dev)
 MAX_TIMEOUT = 300.0
 DEFAULT_TIMEOUT = 5.0
 

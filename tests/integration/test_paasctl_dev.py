@@ -1,0 +1,202 @@
+"""``paasctl dev``: a whole development cluster brought up, used, inspected and brought down.
+
+``dev up --json`` → ``dev status`` → ``paasctl run`` against it (a finished command task, and tasks
+still running when the cluster goes down) → ``dev down``, after which no daemon, process task or
+container of the cluster may be left.  Ports are any free ones (``0``), so a cluster on the default
+ports or another test run is never disturbed.  Whatever happens, the fixture's teardown stops the
+recorded processes and removes the agent's containers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from paasctl import dev
+from tests.integration.test_paasctl_mesos import REPO, fails, ok, ok_json, paasctl
+from tests.support.docker import TASK_IMAGE, _probe
+
+UP = [
+    "--zk-port",
+    "0",
+    "--master-port",
+    "0",
+    "--agent-port",
+    "0",
+    "--resources",
+    "cpus:2;mem:1024;ports:[31000-31100]",
+]
+
+
+def _records_alive(agent_dir: Path) -> list[int]:
+    """Process tasks the agent recorded that still run."""
+    from agent_py.containerizer import ContainerRecord
+    from agent_py.containerizer.process import is_same_process
+
+    alive = []
+    for f in agent_dir.glob("meta/containers/*/record.json"):
+        record = ContainerRecord.from_json(f.read_text())
+        if record.pid and is_same_process(record.pid, record.start_time, record.boot_id):
+            alive.append(record.pid)
+    return alive
+
+
+def _owned_containers(agent_dir: Path) -> list[str]:
+    import docker
+
+    from agent_py.containerizer.docker import LABEL_OWNER
+    from agent_py.daemon import docker_owner
+
+    client = docker.from_env(version="auto", timeout=30)
+    try:
+        label = f"{LABEL_OWNER}={docker_owner(agent_dir)}"
+        return [c.name for c in client.containers.list(all=True, filters={"label": label})]
+    finally:
+        client.close()
+
+
+@pytest.fixture
+def workdir(tmp_path: Path) -> Iterator[Path]:
+    """The cluster's directory; on the way out the cluster is brought down whatever the test did."""
+    path = tmp_path / "dev"
+    try:
+        yield path
+    finally:
+        paasctl("dev", "down", "--workdir", path, timeout=120)
+        state = dev.load(path) if (path / dev.STATE_FILE).exists() else None
+        for part in dev.PARTS:  # down failed: no process may outlive the test
+            entry = (state or {}).get(part)
+            if dev.alive(entry):
+                assert entry is not None
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(int(entry["pid"]), signal.SIGKILL)
+        if (path / "agent").exists():
+            dev.remove_tasks(path / "agent")
+
+
+def _start_run(*args: str) -> subprocess.Popen[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PAASCTL_")} | {"PYTHONPATH": str(REPO)}
+    argv = [sys.executable, "-m", "paasctl", "--timeout", "30", "run", *args]
+    return subprocess.Popen(
+        argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO, env=env
+    )
+
+
+def _until_running(master: str, names: list[str], timeout: float = 90) -> None:
+    """Until the master reports a TASK_RUNNING task for each of ``names``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        tasks = ok_json("--timeout", "30", "master", "tasks", "--master", master)["tasks"]
+        running = {t["name"] for t in tasks if t["state"] == "TASK_RUNNING"}
+        if set(names) <= running:
+            return
+        assert time.monotonic() < deadline, tasks
+        time.sleep(0.3)
+
+
+def test_dev_cluster_up_status_run_down(workdir: Path) -> None:
+    docker_ok = _probe() is None
+    up: dict[str, Any] = ok_json("dev", "up", "--workdir", workdir, *UP)
+    assert up["ok"] is True and up["already_running"] is False
+    host, port = up["zookeeper"].split(":")
+    assert host == "127.0.0.1" and int(port) > 0
+    assert up["master"].startswith("http://127.0.0.1:") and up["agent"].startswith("127.0.0.1:")
+    assert up["zk"] == f"zk://{up['zookeeper']}/mesos"
+    assert up["containerizers"] == (["docker", "mesos"] if docker_ok else ["mesos"])
+    assert {p.name for p in (workdir / "logs").iterdir()} == {"zookeeper.log", "master.log", "agent.log"}
+
+    again = ok_json("dev", "up", "--workdir", workdir, *UP)
+    assert again["already_running"] is True and again["pids"] == up["pids"]
+    assert "already up" in ok("dev", "up", "--workdir", workdir)
+
+    status = ok_json("dev", "status", "--workdir", workdir)
+    assert status["ok"] is True and all(p["running"] and p["healthy"] for p in status["parts"].values())
+    rows = [line.split()[:5] for line in ok("dev", "status", "--workdir", workdir).splitlines()]
+    assert rows[1] == ["zookeeper", up["zookeeper"], str(up["pids"]["zookeeper"]), "yes", "yes"]
+    assert [r[0] for r in rows[1:]] == ["zookeeper", "master", "agent"]
+
+    # The cluster works: a task through ZooKeeper, the master's view of it.
+    assert ok("--timeout", "30", "run", "--master", up["zk"], "--cpus", "0.1", "--mem", "32", "--", "true")
+    state = ok_json("--timeout", "30", "master", "state", "--master", up["zk"])
+    assert state["leader"] == state["pid"] and state["activated_slaves"] == 1
+
+    recorded = dev.load(workdir)
+    assert recorded is not None and {p: recorded[p]["pid"] for p in dev.PARTS} == up["pids"]
+
+    # Tasks still running when the cluster goes down are removed with it.
+    runs = [
+        _start_run("--master", up["zk"], "--cpus", "0.1", "--mem", "32", "--name", "proc", "--", "sleep 300")
+    ]
+    names = ["proc"]
+    if docker_ok:
+        image = ["--image", TASK_IMAGE, "--name", "ctr"]
+        runs.append(
+            _start_run("--master", up["zk"], *image, "--cpus", "0.1", "--mem", "32", "--", "sleep 300")
+        )
+        names.append("ctr")
+    try:
+        _until_running(up["zk"], names)
+        agent_dir = workdir / "agent"
+        assert _records_alive(agent_dir)
+        served = paasctl("--json", "agent", "resources", "--agent", up["agent"])
+        if served.returncode == 0:  # agents with their HTTP endpoints
+            resources = json.loads(served.stdout)
+            assert resources["total"]["cpus"] == 2 and resources["used"]["cpus"] == pytest.approx(
+                0.1 * len(names)
+            )
+            containers = ok_json("agent", "containers", "--agent", up["agent"])
+            assert sorted(c["executor_id"].split(".")[0] for c in containers) == sorted(names)  # task ids
+        else:  # agent-py before its HTTP server: nothing listens there
+            assert served.returncode == 3, served.stderr
+        if docker_ok:
+            assert _owned_containers(agent_dir)
+
+        down = ok_json("dev", "down", "--workdir", workdir)
+        assert set(down["stopped"].values()) <= {"stopped", "killed"}
+        assert down["process_tasks_killed"] >= 1
+        assert len(down["containers_removed"]) == (1 if docker_ok else 0)
+        for run in runs:  # their stream ends with the master (3), or the master said TASK_LOST first (1)
+            assert run.wait(timeout=60) in (1, 3)
+    finally:
+        for run in runs:
+            if run.poll() is None:
+                run.kill()
+            run.communicate(timeout=10)
+
+    for part in dev.PARTS:
+        assert not dev.alive(recorded[part]), part
+    assert _records_alive(workdir / "agent") == []
+    if docker_ok:
+        assert _owned_containers(workdir / "agent") == []
+    r = paasctl("dev", "status", "--workdir", workdir)
+    assert r.returncode == 4 and "no dev cluster" in r.stdout
+    assert "no dev cluster" in ok("dev", "down", "--workdir", workdir)  # idempotent
+
+
+def test_dev_refuses_what_it_cannot_do(tmp_path: Path) -> None:
+    foreign = tmp_path / "not-ours"
+    foreign.mkdir()
+    (foreign / "precious.txt").write_text("keep me")
+    r = fails(2, "dev", "up", "--workdir", foreign)
+    assert "not a paasctl dev directory" in r.stderr and (foreign / "precious.txt").exists()
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        r = fails(1, "dev", "up", "--workdir", tmp_path / "dev", "--zk-port", str(port))
+        assert f"port {port} on 127.0.0.1 is in use" in r.stderr
+    assert not (tmp_path / "dev" / dev.STATE_FILE).exists()
+    r = paasctl("--json", "dev", "status", "--workdir", tmp_path / "dev")
+    assert r.returncode == 4 and json.loads(r.stdout)["running"] is False
