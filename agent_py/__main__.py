@@ -26,7 +26,10 @@ def _flags(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--resources", help="e.g. 'cpus:2;mem:1024;ports:[31000-32000]' (default: detected)")
     p.add_argument("--attributes", default="", help="e.g. 'rack:a;zone:b'")
     p.add_argument("--hostname", help="advertised hostname (default: this host's name)")
-    p.add_argument("--port", type=int, default=5051, help="advertised port (this agent serves no HTTP)")
+    p.add_argument("--ip", default="127.0.0.1", help="address of the HTTP endpoints (default 127.0.0.1)")
+    p.add_argument(
+        "--port", type=int, default=5051, help="port of the HTTP endpoints, registered with the master"
+    )
     p.add_argument("--containerizers", default="docker,mesos", help="docker, mesos or both (default)")
     p.add_argument("--docker_bind_address", default="127.0.0.1", help="host address of port mappings")
     p.add_argument("--log-level", default="INFO")
@@ -42,6 +45,8 @@ def _config(args: argparse.Namespace) -> AgentConfig:
     kinds = tuple(k.strip() for k in args.containerizers.split(",") if k.strip())
     if not kinds or any(k not in CONTAINERIZERS for k in kinds):
         raise ValueError(f"--containerizers: expected a list of {', '.join(CONTAINERIZERS)}")
+    if not 0 <= args.port < 65536:
+        raise ValueError(f"--port: expected a port number, got {args.port}")
     work_dir = args.work_dir.absolute()
     resources = agent_resources(args.resources, probe_machine(work_dir))
     return AgentConfig(
@@ -50,10 +55,17 @@ def _config(args: argparse.Namespace) -> AgentConfig:
         resources=resources.to_json(),
         attributes=parse_attributes(args.attributes) if args.attributes else [],
         hostname=args.hostname or socket.gethostname(),
+        ip=args.ip,
         port=args.port,
         containerizers=kinds,
         docker_bind_address=args.docker_bind_address,
+        flags=_flag_values(args),
     )
+
+
+def _flag_values(args: argparse.Namespace) -> dict[str, str]:
+    """The flags as Mesos' /flags shows them: every flag with a value, as text."""
+    return {name: str(value) for name, value in sorted(vars(args).items()) if value is not None}
 
 
 async def _run(agent: Agent) -> int:

@@ -10,6 +10,13 @@ and its container id before the launch, the container record after it, each upda
 On start the checkpoint is loaded, the containerizers recover their containers (killing orphans) and the
 agent resumes watching the live ones.  SIGTERM stops the agent and leaves its tasks running, as Mesos'
 agent does on restart.
+
+The agent also plays Mesos' command executor: it runs each task's health check (``agent_py.health``),
+reporting every change as a TASK_RUNNING update with ``healthy`` and killing the task after
+``consecutive_failures``, and kills with the grace period of the KILL's kill policy, else the task's own,
+else 3 s.  Its HTTP endpoints (``agent_py.http``) serve ``/state``, ``/monitor/statistics``,
+``/metrics/snapshot`` and the rest on ``--ip``/``--port``; the port registered with the master is the
+bound one.
 """
 
 from __future__ import annotations
@@ -23,12 +30,14 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Coroutine
+from collections import Counter, deque
+from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+from aiohttp import web
 from kazoo.client import KazooClient
 
 from agent_py.checkpoint import CheckpointStore, TaskCheckpoint
@@ -39,20 +48,34 @@ from agent_py.containerizer import (
     PortMapping,
     TaskSpec,
     UnknownContainerError,
+    Usage,
 )
 from agent_py.containerizer.process import ProcessContainerizer
+from agent_py.health import (
+    REASON_HEALTH,
+    DockerAccess,
+    HealthChange,
+    HealthCheckError,
+    HealthCheckSpec,
+    ProbeResult,
+    make_probe,
+    run_health_checks,
+    task_target,
+)
+from agent_py.http import start_server
+from agent_py.views import TERMINAL, AgentView
 from paas_common.recordio import Decoder
 from paas_common.resources import Resources
 from paas_common.zkleader import leader_info, leader_url, parse_zk_url
 
 log = logging.getLogger("agent_py")
 
-TERMINAL = frozenset(
-    {"TASK_FINISHED", "TASK_FAILED", "TASK_KILLED", "TASK_ERROR", "TASK_LOST", "TASK_DROPPED"}
-)
 LAUNCH_FAILED = "REASON_CONTAINER_LAUNCH_FAILED"
 EXECUTOR_TERMINATED = "REASON_EXECUTOR_TERMINATED"
 DEFAULT_KILL_GRACE = 3.0  # seconds, Mesos' default kill grace period for command tasks
+STATUS_HISTORY = 100  # statuses kept per task for /state (a flapping health check must not grow it forever)
+MAX_COMPLETED_TASKS = 1000  # finished tasks kept for /state
+USAGE_TIMEOUT = 5.0  # per container, for /monitor/statistics and /containers
 UPDATE_RETRY_MIN, UPDATE_RETRY_MAX = 1.0, 10.0
 SESSION_RETRY_MIN, SESSION_RETRY_MAX = 0.5, 10.0
 STREAM_IDLE = 50.0  # > 3 master PINGs (every 15 s) without a byte: the stream is dead
@@ -70,9 +93,11 @@ class AgentConfig:
     resources: list[dict[str, Any]]  # v1 Resource JSON
     attributes: list[dict[str, Any]] = field(default_factory=list)
     hostname: str = "localhost"
-    port: int = 5051  # advertised only: this agent serves no HTTP
+    ip: str = "127.0.0.1"  # the HTTP server's address
+    port: int = 5051  # the HTTP server's port (0: any free one); the bound port is the one registered
     containerizers: tuple[str, ...] = ("docker", "mesos")
     docker_bind_address: str = "127.0.0.1"
+    flags: Mapping[str, str] = field(default_factory=dict)  # as given, for /state and /flags
 
 
 def docker_owner(work_dir: Path) -> str:
@@ -119,6 +144,24 @@ def task_spec(cp: TaskCheckpoint, sandbox: Path) -> TaskSpec:
     )
 
 
+def kill_grace(task: Mapping[str, Any], kill_policy: object = None) -> float:
+    """Seconds between SIGTERM and SIGKILL: the KILL's kill policy, else the TaskInfo's, else 3 s (Mesos'
+    command executor)."""
+    for policy in (kill_policy, task.get("kill_policy")):
+        grace = policy.get("grace_period") if isinstance(policy, dict) else None
+        nanoseconds = grace.get("nanoseconds") if isinstance(grace, dict) else None
+        if nanoseconds is not None:
+            try:
+                return max(0.0, int(nanoseconds) / 1e9)
+            except (TypeError, ValueError):
+                continue
+    return DEFAULT_KILL_GRACE
+
+
+def _capabilities(framework: Mapping[str, Any]) -> set[str]:
+    return {str(c.get("type")) for c in framework.get("capabilities") or [] if isinstance(c, dict)}
+
+
 def container_kind(task: dict[str, Any]) -> str:
     container = task.get("container") or {}
     is_docker = container.get("type") == "DOCKER" and (container.get("docker") or {}).get("image")
@@ -133,6 +176,11 @@ class _Task:
     ack: asyncio.Event = field(default_factory=asyncio.Event)  # the head of cp.pending was acknowledged
     sender: asyncio.Task[None] | None = None
     runner: asyncio.Task[None] | None = None
+    checker: asyncio.Task[None] | None = None  # health checks
+    killer: asyncio.Task[None] | None = None
+    kill_grace: float | None = None  # of the kill asked for
+    health_kill: bool = False  # killed for failing its health check: TASK_KILLED says healthy=false
+    statuses: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=STATUS_HISTORY))
 
 
 class Agent:
@@ -145,7 +193,15 @@ class Agent:
         self.containerizers: dict[str, Containerizer] = {}
         self.stopped = asyncio.Event()
         self.nudge = asyncio.Event()  # set on (re)subscription: resend pending updates now
+        self.port = cfg.port  # the bound one, once serving
+        self.total = Resources.from_json(cfg.resources)
+        self.start_time = time.time()
+        self.registered = False  # subscribed to a master right now
+        self.recovered = False
+        self.counters: Counter[str] = Counter()  # Mesos' counter metrics, by name
+        self.completed: deque[_Task] = deque(maxlen=MAX_COMPLETED_TASKS)
         self._http: aiohttp.ClientSession | None = None
+        self._server: web.AppRunner | None = None
         self._background: set[asyncio.Task[Any]] = set()
 
     # ---------------------------------------------------------------- life cycle
@@ -154,7 +210,9 @@ class Agent:
         self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=HTTP_TIMEOUT))
         try:
             await self._start_containerizers()
+            self._server, self.port = await start_server(self, self.cfg.ip, self.cfg.port)
             await self._recover()
+            self.recovered = True
             session = self._spawn(self._sessions())
             await self.stopped.wait()
             session.cancel()
@@ -177,6 +235,8 @@ class Agent:
 
     async def _shutdown(self) -> None:
         """Stop everything of ours, not the tasks: they run on and a restarted agent recovers them."""
+        if self._server is not None:
+            await self._server.cleanup()
         for t in list(self._background):
             t.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)
@@ -235,6 +295,8 @@ class Agent:
                 log.warning("stream from master %s ended", url)
             except (aiohttp.ClientError, OSError, TimeoutError, SessionError, ValueError) as e:
                 log.warning("master session failed: %s", e)
+            finally:
+                self.registered = False
             await asyncio.sleep(delay)
             delay = min(delay * 2, SESSION_RETRY_MAX)
 
@@ -247,7 +309,7 @@ class Agent:
         live = [t.cp for t in self.tasks.values() if t.cp.state not in TERMINAL or t.cp.pending]
         body: dict[str, Any] = {
             "hostname": self.cfg.hostname,
-            "port": self.cfg.port,
+            "port": self.port,
             "resources": self.cfg.resources,
             "attributes": self.cfg.attributes,
         }
@@ -278,6 +340,7 @@ class Agent:
             if resp.status != 200:
                 raise SessionError(f"SUBSCRIBE refused by {url}: {resp.status} {await resp.text()}")
             log.info("subscribed to master %s", url)
+            self.registered = True
             self.nudge.set()
             decoder = Decoder()
             async for chunk in resp.content.iter_any():
@@ -290,12 +353,12 @@ class Agent:
             self._run_task(msg["run_task"]["framework"], msg["run_task"]["task"])
         elif kind == "KILL_TASK":
             kill = msg["kill_task"]
-            t = self.tasks.get((_id(kill.get("framework_id")), _id(kill.get("task_id"))))
+            fid, tid = _id(kill.get("framework_id")), _id(kill.get("task_id"))
+            t = self.tasks.get((fid, tid))
             if t is None:
-                log.warning("KILL_TASK for unknown task %s", kill.get("task_id"))
-                return
-            grace = ((kill.get("kill_policy") or {}).get("grace_period") or {}).get("nanoseconds")
-            self._spawn(self._kill(t, DEFAULT_KILL_GRACE if grace is None else int(grace) / 1e9))
+                self._unknown_task(fid, tid)
+            else:
+                self._request_kill(t, kill_grace(t.cp.task, kill.get("kill_policy")))
         elif kind == "ACKNOWLEDGE":
             ack = msg["acknowledge"]
             t = self.tasks.get((_id(ack.get("framework_id")), _id(ack.get("task_id"))))
@@ -304,7 +367,7 @@ class Agent:
         elif kind == "SHUTDOWN_FRAMEWORK":
             fid = _id(msg["shutdown_framework"].get("framework_id"))
             for t in [t for (f, _), t in self.tasks.items() if f == fid]:
-                self._spawn(self._kill(t, DEFAULT_KILL_GRACE))
+                self._request_kill(t, kill_grace(t.cp.task))
         elif kind == "PING":  # the master counts missed PONGs (--max_agent_ping_timeouts)
             self._spawn(self._pong())
         else:
@@ -338,15 +401,17 @@ class Agent:
             record = await cz.launch(task_spec(t.cp, self._sandbox(t.cp)))
         except (ContainerizerError, ValueError, KeyError, TypeError) as e:
             log.warning("task %s failed to launch: %s", t.cp.task_id, e)
+            self.counters["slave/container_launch_errors"] += 1
             self._report(t, "TASK_FAILED", message=str(e), reason=LAUNCH_FAILED)
             return
         t.cp.container = dataclasses.asdict(record)
         log.info("task %s runs in %s container %s", t.cp.task_id, t.cp.kind, t.cp.container_id)
         if t.cp.killed:  # KILL_TASK arrived during the launch
             self.store.save(t.cp)
-            self._spawn(self._kill(t, DEFAULT_KILL_GRACE))
+            self._request_kill(t, t.kill_grace if t.kill_grace is not None else kill_grace(t.cp.task))
         else:
             self._report(t, "TASK_RUNNING")
+            self._start_health(t)
         await self._watch(t, cz)
 
     async def _watch(self, t: _Task, cz: Containerizer) -> None:
@@ -355,13 +420,20 @@ class Agent:
         except ContainerizerError as e:
             log.warning("lost container of task %s: %s", t.cp.task_id, e)
             status = None
+        if t.checker is not None:
+            t.checker.cancel()
+        self.counters["slave/executors_terminated"] += 1
         self._report_exit(t, status)
-        with contextlib.suppress(ContainerizerError):
+        try:
             await cz.destroy(t.cp.container_id)
+        except ContainerizerError as e:
+            log.warning("failed to destroy container %s: %s", t.cp.container_id, e)
+            self.counters["containerizer/mesos/container_destroy_errors"] += 1
 
     def _report_exit(self, t: _Task, status: ContainerStatus | None) -> None:
         if t.cp.killed:
-            self._report(t, "TASK_KILLED", message=status.message if status else "")
+            healthy = False if t.health_kill else None
+            self._report(t, "TASK_KILLED", message=status.message if status else "", healthy=healthy)
         elif status is None:
             self._report(t, "TASK_FAILED", message="The container is gone", reason=EXECUTOR_TERMINATED)
         elif status.succeeded:
@@ -369,14 +441,26 @@ class Agent:
         else:
             self._report(t, "TASK_FAILED", message=status.message, reason=status.reason)
 
+    def _request_kill(self, t: _Task, grace: float) -> None:
+        """Kill once: a KILL_TASK repeated while the kill is under way changes nothing."""
+        if t.killer is not None and not t.killer.done():
+            log.info("task %s is being killed already", t.cp.task_id)
+            return
+        t.kill_grace = grace
+        t.killer = self._spawn(self._kill(t, grace))
+
     async def _kill(self, t: _Task, grace: float) -> None:
         if t.cp.state in TERMINAL:
             return
+        if t.checker is not None:  # as Mesos' executors: no health checks (nor updates) once killing
+            t.checker.cancel()
         t.cp.killed = True
         self.store.save(t.cp)
         cz = self.containerizers.get(t.cp.kind)
         if t.cp.container is None or cz is None:
             return  # still launching: _launch kills it once it exists
+        if t.cp.state != "TASK_KILLING" and "TASK_KILLING_STATE" in _capabilities(t.cp.framework):
+            self._report(t, "TASK_KILLING")
         log.info("killing task %s (grace %.1fs)", t.cp.task_id, grace)
         try:
             await cz.kill(t.cp.container_id, grace)
@@ -387,25 +471,58 @@ class Agent:
 
     # ---------------------------------------------------------------- status updates
 
-    def _report(self, t: _Task, state: str, message: str = "", reason: str | None = None) -> None:
+    def _unknown_task(self, framework_id: str, task_id: str) -> None:
+        """KILL_TASK for a task this agent does not have: as Mesos' agent, TASK_LOST (TASK_DROPPED for a
+        partition-aware framework), "Cannot find executor", so the master and the framework learn that
+        it is not running; sent reliably through a stand-in task without a container."""
+        log.warning("KILL_TASK for unknown task %s of framework %s", task_id, framework_id)
+        framework = next(
+            (t.cp.framework for (f, _), t in self.tasks.items() if f == framework_id),
+            {"id": {"value": framework_id}},
+        )
+        info = {"task_id": {"value": task_id}, "name": ""}
+        t = _Task(TaskCheckpoint(framework, info, container_id="", kind="process"))
+        self.tasks[(framework_id, task_id)] = t
+        state = "TASK_DROPPED" if "PARTITION_AWARE" in _capabilities(framework) else "TASK_LOST"
+        self._report(
+            t, state, message="Cannot find executor", reason=EXECUTOR_TERMINATED, source="SOURCE_AGENT"
+        )
+
+    def _report(
+        self,
+        t: _Task,
+        state: str,
+        message: str = "",
+        reason: str | None = None,
+        *,
+        healthy: bool | None = None,
+        source: str = "SOURCE_EXECUTOR",
+    ) -> None:
         """Checkpoint a new update and make sure the task's sender will deliver it."""
         status: dict[str, Any] = {
             "task_id": {"value": t.cp.task_id},
             "framework_id": {"value": t.cp.framework_id},
             "agent_id": {"value": self.agent_id},
             "state": state,
-            "source": "SOURCE_EXECUTOR",
+            "source": source,
             "timestamp": time.time(),
             "uuid": base64.b64encode(uuid.uuid4().bytes).decode(),
-            "container_status": {"container_id": {"value": t.cp.container_id}},
         }
+        if t.cp.container_id:
+            status["container_status"] = {"container_id": {"value": t.cp.container_id}}
         if message:
             status["message"] = message
         if reason:
             status["reason"] = reason
+        if healthy is not None:
+            status["healthy"] = healthy
         t.cp.state = state
         t.cp.pending.append(status)
         self.store.save(t.cp)
+        t.statuses.append(status)
+        self.counters["slave/valid_status_updates"] += 1
+        if state in ("TASK_FINISHED", "TASK_FAILED", "TASK_KILLED", "TASK_LOST", "TASK_GONE"):
+            self.counters[f"slave/tasks_{state.removeprefix('TASK_').lower()}"] += 1
         log.info("task %s is %s%s", t.cp.task_id, state, f": {message}" if message else "")
         if t.sender is None or t.sender.done():
             t.sender = self._spawn(self._send_updates(t))
@@ -428,6 +545,8 @@ class Agent:
         if t.cp.state in TERMINAL:  # all said and acknowledged: the task is done here
             self.store.remove(t.cp)
             self.tasks.pop((t.cp.framework_id, t.cp.task_id), None)
+            if t.cp.container_id:
+                self.completed.append(t)
 
     async def _until_ack_or_nudge(self, t: _Task, timeout: float) -> str:
         waits = {asyncio.ensure_future(t.ack.wait()), asyncio.ensure_future(self.nudge.wait())}
@@ -467,7 +586,9 @@ class Agent:
         """Load the checkpoint, let the containerizers find their containers (orphans are killed), and
         carry on: watch the live ones, report the ones that ended or vanished while we were away."""
         for cp in self.store.load_all():
-            self.tasks[(cp.framework_id, cp.task_id)] = _Task(cp)
+            t = _Task(cp)
+            t.statuses.extend(cp.pending)  # the earlier ones are not checkpointed
+            self.tasks[(cp.framework_id, cp.task_id)] = t
         live = [t for t in self.tasks.values() if t.cp.state not in TERMINAL]
         found: dict[str, ContainerStatus] = {}
         for kind, cz in self.containerizers.items():
@@ -476,6 +597,7 @@ class Agent:
                 recovery = await cz.recover(known)
             except ContainerizerError as e:
                 log.error("%s containerizer failed to recover: %s", kind, e)
+                self.counters["slave/recovery_errors"] += 1
                 continue
             found.update(recovery.containers)
             if recovery.orphans:
@@ -502,4 +624,83 @@ class Agent:
             self._report(t, "TASK_RUNNING")
         t.runner = self._spawn(self._watch(t, cz))
         if t.cp.killed and status.running:
-            self._spawn(self._kill(t, DEFAULT_KILL_GRACE))
+            self._request_kill(t, kill_grace(t.cp.task))
+        elif status.running and t.cp.state == "TASK_RUNNING":
+            self._start_health(t)
+
+    # ---------------------------------------------------------------- health checks
+
+    def _start_health(self, t: _Task) -> None:
+        """Check the task as its HealthCheck says, counting delay and grace from its launch."""
+        doc = t.cp.task.get("health_check")
+        if doc is None:
+            return
+        try:
+            spec = HealthCheckSpec.from_json(doc)
+        except HealthCheckError as e:  # Mesos' executors run such a task unchecked (the master rejects it)
+            log.warning("task %s runs without its invalid health check: %s", t.cp.task_id, e)
+            return
+        t.checker = self._spawn(self._check_health(t, spec))
+
+    async def _check_health(self, t: _Task, spec: HealthCheckSpec) -> None:
+        assert self._http is not None
+        launched_at = (t.cp.container or {}).get("launched_at")
+        started_at = float(launched_at) if launched_at else time.time()
+        sandbox = Path((t.cp.container or {}).get("sandbox") or self._sandbox(t.cp))
+        docker = self.containerizers.get("docker")
+        docker_access = docker if isinstance(docker, DockerAccess) else None
+        target = await task_target(task_spec(t.cp, sandbox), docker_access, self.cfg.docker_bind_address)
+
+        def changed(change: HealthChange, result: ProbeResult) -> None:
+            self._health_changed(t, change, result)
+
+        probe = make_probe(spec, target, self._http)
+        await run_health_checks(spec, probe, changed, started_at=started_at, name=f"task {t.cp.task_id}")
+
+    def _health_changed(self, t: _Task, change: HealthChange, result: ProbeResult) -> None:
+        if t.cp.killed or t.cp.state != "TASK_RUNNING":
+            return
+        message = "" if change.healthy else result.message
+        self._report(t, "TASK_RUNNING", message=message, reason=REASON_HEALTH, healthy=change.healthy)
+        if change.kill:
+            log.warning(
+                "task %s failed its health check %d times in a row: killing it",
+                t.cp.task_id,
+                change.consecutive_failures,
+            )
+            t.health_kill = True
+            self._request_kill(t, kill_grace(t.cp.task))
+
+    # ---------------------------------------------------------------- HTTP views
+
+    def view(self) -> AgentView:
+        return AgentView(
+            agent_id=self.agent_id,
+            hostname=self.cfg.hostname,
+            ip=self.cfg.ip,
+            port=self.port,
+            start_time=self.start_time,
+            resources=self.total,
+            attributes=self.cfg.attributes,
+            flags=self.cfg.flags,
+            master=self.master_url if self.registered else None,
+            registered=self.registered,
+            tasks=list(self.tasks.values()),
+            completed=list(self.completed),
+            counters=dict(self.counters),
+        )
+
+    async def usage(self) -> dict[str, Usage]:
+        live = [t for t in self.tasks.values() if t.cp.container is not None and t.cp.state not in TERMINAL]
+
+        async def sample(t: _Task) -> tuple[str, Usage] | None:
+            cz = self.containerizers.get(t.cp.kind)
+            if cz is None:
+                return None
+            try:
+                return t.cp.container_id, await asyncio.wait_for(cz.usage(t.cp.container_id), USAGE_TIMEOUT)
+            except (ContainerizerError, TimeoutError) as e:
+                log.info("no statistics for container %s: %s", t.cp.container_id, e)
+                return None
+
+        return dict(r for r in await asyncio.gather(*(sample(t) for t in live)) if r is not None)

@@ -25,9 +25,10 @@ import contextlib
 import logging
 import math
 import os
+import signal
 import threading
 import time
-from collections.abc import Collection
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -67,6 +68,7 @@ CFS_PERIOD_US = 100_000
 MIN_CFS_QUOTA_US = 1_000
 API_TIMEOUT = 30.0  # seconds per Engine API call (stop adds its grace period)
 STOPPED_TIMEOUT = 15.0  # after `stop` returned: for the log streams to close
+EXEC_POLL_MIN, EXEC_POLL_MAX = 0.02, 0.2  # seconds between `exec_inspect` calls
 LOG_CONFIG = LogConfig(type=LogConfig.types.JSON, config={"max-size": "20m", "max-file": "2"})
 _RUNNING_STATES = {"running", "paused", "restarting"}
 
@@ -343,6 +345,58 @@ class DockerContainerizer:
         except DockerException as e:
             raise ContainerizerError(f"Failed to read stats of {container_id}: {_explain(e)}") from None
         return _usage(stats, record)
+
+    async def address(self, container_id: str) -> str | None:
+        """The container's IP address on its (first) network, which the host can reach; None when it has
+        none (host network, ``none``)."""
+        self._get(container_id)
+        name = container_name(container_id)
+        try:
+            attrs = await asyncio.to_thread(self.client.api.inspect_container, name)
+        except NotFound:
+            raise UnknownContainerError(f"No container {name}") from None
+        except DockerException as e:
+            raise ContainerizerError(f"Failed to inspect {name}: {_explain(e)}") from None
+        settings = attrs.get("NetworkSettings") or {}
+        for network in (settings.get("Networks") or {}).values():
+            if (network or {}).get("IPAddress"):
+                return str(network["IPAddress"])
+        return str(settings.get("IPAddress") or "") or None
+
+    async def exec(
+        self, container_id: str, argv: Sequence[str], env: Mapping[str, str], timeout: float
+    ) -> int:
+        """``docker exec`` (a COMMAND health check): argv's exit code.  The exec runs detached and is
+        polled, so no worker thread blocks on it; past ``timeout`` it is SIGKILLed (by its host pid,
+        best effort) and TimeoutError raised."""
+        self._get(container_id)
+        name = container_name(container_id)
+
+        def start() -> str:
+            exec_id = str(self.client.api.exec_create(name, list(argv), environment=dict(env))["Id"])
+            self.client.api.exec_start(exec_id, detach=True)
+            return exec_id
+
+        try:
+            exec_id = await asyncio.to_thread(start)
+            deadline = time.monotonic() + timeout
+            pause = EXEC_POLL_MIN
+            while True:
+                info = await asyncio.to_thread(self.client.api.exec_inspect, exec_id)
+                if not info.get("Running") and info.get("ExitCode") is not None:
+                    return int(info["ExitCode"])
+                if time.monotonic() >= deadline:
+                    pid = int(info.get("Pid") or 0)
+                    if pid > 0:
+                        with contextlib.suppress(OSError):
+                            os.kill(pid, signal.SIGKILL)
+                    raise TimeoutError(f"docker exec in {name} still running after {timeout:g}s")
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, EXEC_POLL_MAX)
+        except NotFound:
+            raise UnknownContainerError(f"No container {name}") from None
+        except DockerException as e:
+            raise ContainerizerError(f"docker exec in {name} failed: {_explain(e)}") from None
 
     # -- stop ---------------------------------------------------------------------------------------
 
