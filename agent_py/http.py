@@ -15,10 +15,8 @@ JSON endpoints take Mesos' ``?jsonp=<callback>``.  Unknown paths are 404, other 
 
 from __future__ import annotations
 
-import json
 import logging
 import os
-import re
 import time
 from collections.abc import Awaitable, Callable
 from typing import Protocol
@@ -28,11 +26,11 @@ from aiohttp import web
 
 from agent_py import views
 from agent_py.containerizer import Usage
+from paas_common import prometheus
+from paas_common.web import BUILD, MESOS_VERSION, json_view
 
 log = logging.getLogger("agent_py")
 
-PROMETHEUS_TYPE = "text/plain; version=0.0.4; charset=utf-8"
-_CALLBACK = re.compile(r"^[A-Za-z_$][A-Za-z0-9_$.]*$")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -63,16 +61,6 @@ def system_sample() -> dict[str, float]:
     }
 
 
-def _json(request: web.Request, doc: object) -> web.Response:
-    body = json.dumps(doc)
-    callback = request.query.get("jsonp")
-    if callback is None:
-        return web.Response(text=body, content_type="application/json")
-    if not _CALLBACK.match(callback):
-        return web.Response(status=400, text=f"Invalid 'jsonp' callback: {callback!r}")
-    return web.Response(text=f"{callback}({body});", content_type="text/javascript")
-
-
 class AgentHttp:
     def __init__(self, agent: AgentSource) -> None:
         self.agent = agent
@@ -99,20 +87,20 @@ class AgentHttp:
     async def state(self, request: web.Request) -> web.Response:
         if not self.agent.recovered:
             return web.Response(status=503, text="Agent has not finished recovery")
-        return _json(request, views.state(self.agent.view()))
+        return json_view(request, views.state(self.agent.view()))
 
     async def flags(self, request: web.Request) -> web.Response:
-        return _json(request, {"flags": dict(self.agent.view().flags)})
+        return json_view(request, {"flags": dict(self.agent.view().flags)})
 
     async def health(self, request: web.Request) -> web.Response:
         return web.Response(status=200)
 
     async def version(self, request: web.Request) -> web.Response:
-        return _json(request, {"version": views.VERSION, **views.BUILD})
+        return json_view(request, {"version": MESOS_VERSION, **BUILD})
 
     async def statistics(self, request: web.Request) -> web.Response:
         usage = await self.agent.usage()
-        return _json(request, views.statistics(self.agent.view(), usage))
+        return json_view(request, views.statistics(self.agent.view(), usage))
 
     async def containers(self, request: web.Request) -> web.Response:
         view = self.agent.view()
@@ -121,17 +109,17 @@ class AgentHttp:
         except views.QueryError as e:
             return web.Response(status=400, text=str(e))
         usage = await self.agent.usage()
-        return _json(request, views.containers(view, usage, request.query))
+        return json_view(request, views.containers(view, usage, request.query))
 
     def _snapshot(self) -> dict[str, float]:
         return views.metrics(self.agent.view(), time.time(), system_sample())
 
     async def snapshot(self, request: web.Request) -> web.Response:
-        return _json(request, self._snapshot())
+        return json_view(request, self._snapshot())
 
     async def prometheus(self, request: web.Request) -> web.Response:
-        text = views.prometheus(self._snapshot())
-        return web.Response(body=text.encode(), headers={"Content-Type": PROMETHEUS_TYPE})
+        text = prometheus.render(self._snapshot(), views.COUNTERS, {**views.GAUGES, **views.COUNTERS})
+        return web.Response(body=text.encode(), headers={"Content-Type": prometheus.CONTENT_TYPE})
 
 
 async def start_server(agent: AgentSource, host: str, port: int) -> tuple[web.AppRunner, int]:

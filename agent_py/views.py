@@ -14,18 +14,15 @@ gives it (``Command Executor (Task: t) (Command: sh -c '…')``) and the task's 
 
 from __future__ import annotations
 
-import math
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from agent_py.checkpoint import TaskCheckpoint
 from agent_py.containerizer import Usage
-from paas_common.resources import Resources
+from paas_common.resources import Resources, attributes_model
+from paas_common.web import BUILD, MESOS_VERSION
 
-VERSION = "1.11.0"  # the Mesos release whose endpoints these are (dotted integers: pymesos parses them)
-BUILD = {"build_date": "2026-11-24", "build_time": 0, "build_user": "baremetal-paas"}
 TERMINAL = frozenset(
     {"TASK_FINISHED", "TASK_FAILED", "TASK_KILLED", "TASK_ERROR", "TASK_LOST", "TASK_DROPPED", "TASK_GONE"}
 )
@@ -258,7 +255,7 @@ def state(view: AgentView) -> dict[str, Any]:
     total, used = view.resources, used_resources(live)
     reserved_roles = sorted(r for r in total.roles() if r != "*")
     doc: dict[str, Any] = {
-        "version": VERSION,
+        "version": MESOS_VERSION,
         **BUILD,
         "start_time": view.start_time,
         "id": agent_id or "",
@@ -288,23 +285,6 @@ def state(view: AgentView) -> dict[str, Any]:
 def master_hostname(url: str) -> str:
     host = url.split("://", 1)[-1].split("/", 1)[0]
     return host.rsplit(":", 1)[0].strip("[]")
-
-
-def attributes_model(attributes: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
-    """``model(Attributes)``: scalars as numbers, ranges ``[a-b, c-d]``, sets ``{a, b}``, text as is."""
-    out: dict[str, Any] = {}
-    for a in attributes:
-        name, kind = str(a.get("name")), a.get("type")
-        if kind == "SCALAR":
-            out[name] = float((a.get("scalar") or {}).get("value", 0))
-        elif kind == "RANGES":
-            ranges = (a.get("ranges") or {}).get("range") or []
-            out[name] = "[" + ", ".join(f"{r['begin']}-{r['end']}" for r in ranges) + "]"
-        elif kind == "SET":
-            out[name] = "{" + ", ".join(str(i) for i in (a.get("set") or {}).get("item") or []) + "}"
-        else:
-            out[name] = str((a.get("text") or {}).get("value", ""))
-    return out
 
 
 # ---------------------------------------------------------------- /monitor/statistics, /containers
@@ -401,36 +381,3 @@ def metrics(view: AgentView, now: float, system: Mapping[str, float]) -> dict[st
         out[f"slave/{name}_percent"] = in_use / total if total else 0.0
     out.update({k: float(v) for k, v in system.items() if k in GAUGES})
     return out
-
-
-_NOT_NAME = re.compile(r"[^a-zA-Z0-9_:]")
-
-
-def prometheus_name(name: str) -> str:
-    """``slave/tasks_running`` → ``mesos_slave_tasks_running``."""
-    return "mesos_" + _NOT_NAME.sub("_", name)
-
-
-def _sample(value: float) -> str:
-    if math.isnan(value):
-        return "NaN"
-    if math.isinf(value):
-        return "+Inf" if value > 0 else "-Inf"
-    return repr(float(value))
-
-
-def prometheus(snapshot: Mapping[str, float]) -> str:
-    """The text exposition format 0.0.4: ``# HELP``, ``# TYPE`` and one sample per metric."""
-    lines: list[str] = []
-    for name in sorted(snapshot):
-        metric = prometheus_name(name)
-        kind = "counter" if name in COUNTERS else "gauge"
-        help_text = (
-            (COUNTERS.get(name) or GAUGES.get(name) or name).replace("\\", "\\\\").replace("\n", "\\n")
-        )
-        lines += [
-            f"# HELP {metric} {help_text}",
-            f"# TYPE {metric} {kind}",
-            f"{metric} {_sample(snapshot[name])}",
-        ]
-    return "\n".join(lines) + "\n"

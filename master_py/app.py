@@ -22,6 +22,7 @@ from kazoo.client import KazooClient, KazooState
 
 from paas_common import prometheus, recordio
 from paas_common.resources import ResourceError, Resources
+from paas_common.web import BUILD, MESOS_VERSION, json_view
 from paas_common.zkleader import Contender, ZkUrl, leader_info, master_info, members
 
 from . import events, state
@@ -32,7 +33,6 @@ from .registry import ZkRegistry
 
 log = logging.getLogger("master_py")
 
-VERSION = "1.11.0"  # dotted integers only: pymesos parses every part with int()
 _CLOSE = object()
 
 
@@ -71,7 +71,7 @@ class Master:
         self.cfg = cfg
         self.id = str(uuid.uuid4())
         hostname = cfg.hostname or cfg.ip
-        self.info = master_info(self.id, cfg.ip, cfg.port, hostname, VERSION)
+        self.info = master_info(self.id, cfg.ip, cfg.port, hostname, MESOS_VERSION)
         timeouts = AgentTimeouts(
             cfg.agent_ping_timeout, cfg.max_agent_ping_timeouts, cfg.agent_reregister_timeout
         )
@@ -468,13 +468,11 @@ class Master:
         return web.Response(status=307, headers={"Location": f"//{addr.get('hostname')}:{addr.get('port')}"})
 
     async def version(self, request: web.Request) -> web.Response:
-        return web.json_response(
-            {"version": VERSION, "build_date": "2026-11-24", "build_time": 0, "build_user": "baremetal-paas"}
-        )
+        return web.json_response({"version": MESOS_VERSION, **BUILD})
 
     def meta(self) -> state.Meta:
         return state.Meta(
-            version=VERSION,
+            version=MESOS_VERSION,
             id=self.id,
             pid=self.info["pid"],
             hostname=self.info["hostname"],
@@ -504,16 +502,16 @@ class Master:
         return flags
 
     async def state(self, request: web.Request) -> web.Response:
-        return _json(request, state.state(self.core, self.meta()))
+        return json_view(request, state.state(self.core, self.meta()))
 
     async def state_summary(self, request: web.Request) -> web.Response:
-        return _json(request, state.state_summary(self.core, self.meta()))
+        return json_view(request, state.state_summary(self.core, self.meta()))
 
     async def slaves(self, request: web.Request) -> web.Response:
-        return _json(request, state.slaves(self.core, self.meta(), request.query.get("slave_id")))
+        return json_view(request, state.slaves(self.core, self.meta(), request.query.get("slave_id")))
 
     async def frameworks(self, request: web.Request) -> web.Response:
-        return _json(request, state.frameworks(self.core, self.meta(), request.query.get("framework_id")))
+        return json_view(request, state.frameworks(self.core, self.meta(), request.query.get("framework_id")))
 
     async def tasks(self, request: web.Request) -> web.Response:
         q = request.query
@@ -536,24 +534,14 @@ class Master:
             framework_id=q.get("framework_id"),
             task_id=q.get("task_id"),
         )
-        return _json(request, doc)
+        return json_view(request, doc)
 
     async def metrics(self, request: web.Request) -> web.Response:
-        return _json(request, state.metrics(self.core, self.meta(), time.time()))
+        return json_view(request, state.metrics(self.core, self.meta(), time.time()))
 
     async def prometheus(self, request: web.Request) -> web.Response:
-        text = prometheus.render(state.metrics(self.core, self.meta(), time.time()))
+        text = prometheus.render(state.metrics(self.core, self.meta(), time.time()), state.COUNTERS)
         return web.Response(text=text, headers={"Content-Type": prometheus.CONTENT_TYPE})
-
-
-def _json(request: web.Request, doc: dict[str, Any]) -> web.Response:
-    """JSON, or JSONP when ``?jsonp=`` names a callback (the Mesos web UI polls that way)."""
-    callback = request.query.get("jsonp")
-    if callback is None:
-        return web.json_response(doc)
-    if not callback.replace("_", "").replace(".", "").isalnum():
-        return web.Response(status=400, text="Invalid 'jsonp' callback name")
-    return web.Response(text=f"{callback}({json.dumps(doc)});", content_type="text/javascript")
 
 
 def _id(obj: object) -> str | None:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from paas_common.resources import EMPTY, Resources, attributes_model
+from paas_common.web import BUILD
 
 from .core import MasterCore
 from .model import Agent, Framework, Task
@@ -35,6 +36,11 @@ TASK_STATES = (
     "TASK_UNKNOWN",
 )
 TASKS_LIMIT = 100  # /master/tasks default page size
+# Mesos' counters among the snapshot's keys (the rest are gauges), for the Prometheus types.
+COUNTERS = frozenset(
+    [f"master/tasks_{s}" for s in ("finished", "failed", "killed", "lost", "error", "dropped", "gone")]
+    + ["master/slave_registrations", "master/slave_reregistrations", "master/valid_status_updates"]
+)
 
 
 @dataclass(frozen=True)
@@ -50,8 +56,6 @@ class Meta:
     leading: bool
     leader: Mapping[str, Any] | None
     flags: Mapping[str, str]
-    build_date: str = "2026-11-24"
-    build_user: str = "baremetal-paas"
 
 
 def _sum(items: Iterable[Resources]) -> Resources:
@@ -184,9 +188,7 @@ def _header(meta: Meta) -> dict[str, Any]:
     leader = dict(meta.leader or {})
     doc: dict[str, Any] = {
         "version": meta.version,
-        "build_date": meta.build_date,
-        "build_time": 0,
-        "build_user": meta.build_user,
+        **BUILD,
         "start_time": meta.start_time,
         "id": meta.id,
         "pid": meta.pid,

@@ -1,7 +1,8 @@
 """paasctl's command line: argument parsing, dispatch, and the one place that prints.
 
-Command groups (``zk`` now; ``mesos``, ``marathon`` later) live in their own modules and plug in
-with ``add_options(parser, with_defaults)`` and ``register(groups, common, formatter, epilog)``.
+Command groups — ``zk`` (paasctl.zk), ``master`` and ``agent`` (paasctl.mesos), ``run`` (paasctl.run),
+``dev`` (paasctl.dev); ``marathon`` later — live in their own modules and plug in with
+``add_options(parser, with_defaults)`` and ``register(groups, common, formatter, epilog)``.
 
 Global options work before or after the subcommand (``paasctl --json zk ls /`` and
 ``paasctl zk ls / --json``): the top-level parser owns the defaults, and every leaf parser repeats
@@ -15,10 +16,11 @@ import json
 import os
 import sys
 from collections.abc import Sequence
-from typing import Any, NoReturn
+from typing import NoReturn
 
 from paasctl import dev, mesos, run, zk
 from paasctl.common import EXIT_CODES_HELP, EXIT_INTERRUPTED, EXIT_USAGE, CliError, Outcome
+from paasctl.options import default, seconds
 
 GROUPS = (zk, mesos, run, dev)
 MAX_TIMEOUT = 300.0
@@ -44,39 +46,32 @@ class Formatter(argparse.HelpFormatter):
         return super()._fill_text(text, width, indent)
 
 
-def _timeout(value: str) -> float:
-    try:
-        t = float(value)
-    except ValueError:
-        t = -1.0
-    if not 0 < t <= MAX_TIMEOUT:
-        raise argparse.ArgumentTypeError(f"invalid timeout {value!r} (seconds, > 0 and <= {MAX_TIMEOUT:g})")
-    return t
-
-
 def add_global_options(parser: argparse.ArgumentParser, with_defaults: bool) -> None:
-    def default(value: Any) -> Any:
-        return value if with_defaults else argparse.SUPPRESS
-
     parser.add_argument(
-        "--json", action="store_true", default=default(False), help="machine-readable JSON output on stdout"
+        "--json",
+        action="store_true",
+        default=default(False, with_defaults),
+        help="machine-readable JSON output on stdout",
     )
     parser.add_argument(
         "--timeout",
         metavar="SECONDS",
-        type=_timeout,
-        default=default(DEFAULT_TIMEOUT),
+        type=seconds("timeout", MAX_TIMEOUT),
+        default=default(DEFAULT_TIMEOUT, with_defaults),
         help=f"connect timeout, at most {MAX_TIMEOUT:g} (default: {DEFAULT_TIMEOUT:g})",
     )
     parser.add_argument(
-        "--verbose", action="store_true", default=default(False), help="log client library details to stderr"
+        "--verbose",
+        action="store_true",
+        default=default(False, with_defaults),
+        help="log client library details to stderr",
     )
 
 
 def build_parser() -> argparse.ArgumentParser:
     top = Parser(
         prog="paasctl",
-        description="Operator CLI for baremetal-paas (ZooKeeper now; Mesos and Marathon to come).",
+        description="Operator CLI for baremetal-paas (ZooKeeper, Mesos, a dev cluster; Marathon to come).",
         epilog=EXIT_CODES_HELP,
         formatter_class=Formatter,
     )

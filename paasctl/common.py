@@ -15,6 +15,7 @@ EXIT_FAILED = 1  # the service refused or could not do the operation (no node, b
 EXIT_USAGE = 2  # bad command line; argparse uses 2 as well
 EXIT_CONNECTION = 3  # could not reach the service, or lost it mid-operation
 EXIT_UNHEALTHY = 4  # a status/health command found something down or not serving
+EXIT_TIMEOUT = 5  # run: --timeout expired before the task ended (it is killed)
 EXIT_INTERRUPTED = 130  # Ctrl-C, as shells report SIGINT
 
 EXIT_CODES_HELP = f"""\
@@ -23,7 +24,9 @@ exit status:
   {EXIT_FAILED}    operation failed (no such node, bad version, node exists, not empty, not authorized, ...)
   {EXIT_USAGE}    usage error (bad arguments, invalid path)
   {EXIT_CONNECTION}    connection failure (cannot connect within --timeout, connection or session lost)
-  {EXIT_UNHEALTHY}    status: at least one server is down or not serving
+  {EXIT_UNHEALTHY}    status: at least one server is down or not serving (zk status), or a part of the
+       cluster is not running or not healthy (dev status)
+  {EXIT_TIMEOUT}    run: --timeout expired (the task is killed)
   {EXIT_INTERRUPTED}  interrupted
 
 errors are one line on stderr ("paasctl: <what>: <why>"); with --json, stdout also gets

@@ -15,7 +15,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,9 +22,11 @@ from typing import Any
 
 import pytest
 
-from paasctl import dev
-from tests.integration.test_paasctl_mesos import REPO, fails, ok, ok_json, paasctl
+from paasctl.devcluster import PARTS, STATE_FILE, load
+from paasctl.devprocess import alive
+from paasctl.devtasks import live_process_tasks, owned_containers, remove_tasks
 from tests.support.docker import TASK_IMAGE, _probe
+from tests.support.paasctl import fails, ok, ok_json, paasctl, start
 
 UP = [
     "--zk-port",
@@ -39,33 +40,6 @@ UP = [
 ]
 
 
-def _records_alive(agent_dir: Path) -> list[int]:
-    """Process tasks the agent recorded that still run."""
-    from agent_py.containerizer import ContainerRecord
-    from agent_py.containerizer.process import is_same_process
-
-    alive = []
-    for f in agent_dir.glob("meta/containers/*/record.json"):
-        record = ContainerRecord.from_json(f.read_text())
-        if record.pid and is_same_process(record.pid, record.start_time, record.boot_id):
-            alive.append(record.pid)
-    return alive
-
-
-def _owned_containers(agent_dir: Path) -> list[str]:
-    import docker
-
-    from agent_py.containerizer.docker import LABEL_OWNER
-    from agent_py.daemon import docker_owner
-
-    client = docker.from_env(version="auto", timeout=30)
-    try:
-        label = f"{LABEL_OWNER}={docker_owner(agent_dir)}"
-        return [c.name for c in client.containers.list(all=True, filters={"label": label})]
-    finally:
-        client.close()
-
-
 @pytest.fixture
 def workdir(tmp_path: Path) -> Iterator[Path]:
     """The cluster's directory; on the way out the cluster is brought down whatever the test did."""
@@ -74,23 +48,19 @@ def workdir(tmp_path: Path) -> Iterator[Path]:
         yield path
     finally:
         paasctl("dev", "down", "--workdir", path, timeout=120)
-        state = dev.load(path) if (path / dev.STATE_FILE).exists() else None
-        for part in dev.PARTS:  # down failed: no process may outlive the test
+        state = load(path) if (path / STATE_FILE).exists() else None
+        for part in PARTS:  # down failed: no process may outlive the test
             entry = (state or {}).get(part)
-            if dev.alive(entry):
+            if alive(entry):
                 assert entry is not None
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(int(entry["pid"]), signal.SIGKILL)
         if (path / "agent").exists():
-            dev.remove_tasks(path / "agent")
+            remove_tasks(path / "agent")
 
 
 def _start_run(*args: str) -> subprocess.Popen[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PAASCTL_")} | {"PYTHONPATH": str(REPO)}
-    argv = [sys.executable, "-m", "paasctl", "--timeout", "30", "run", *args]
-    return subprocess.Popen(
-        argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO, env=env
-    )
+    return start("--timeout", "30", "run", *args)
 
 
 def _until_running(master: str, names: list[str], timeout: float = 90) -> None:
@@ -131,8 +101,8 @@ def test_dev_cluster_up_status_run_down(workdir: Path) -> None:
     state = ok_json("--timeout", "30", "master", "state", "--master", up["zk"])
     assert state["leader"] == state["pid"] and state["activated_slaves"] == 1
 
-    recorded = dev.load(workdir)
-    assert recorded is not None and {p: recorded[p]["pid"] for p in dev.PARTS} == up["pids"]
+    recorded = load(workdir)
+    assert recorded is not None and {p: recorded[p]["pid"] for p in PARTS} == up["pids"]
 
     # Tasks still running when the cluster goes down are removed with it.
     runs = [
@@ -148,7 +118,7 @@ def test_dev_cluster_up_status_run_down(workdir: Path) -> None:
     try:
         _until_running(up["zk"], names)
         agent_dir = workdir / "agent"
-        assert _records_alive(agent_dir)
+        assert live_process_tasks(agent_dir)
         served = paasctl("--json", "agent", "resources", "--agent", up["agent"])
         if served.returncode == 0:  # agents with their HTTP endpoints
             resources = json.loads(served.stdout)
@@ -160,7 +130,7 @@ def test_dev_cluster_up_status_run_down(workdir: Path) -> None:
         else:  # agent-py before its HTTP server: nothing listens there
             assert served.returncode == 3, served.stderr
         if docker_ok:
-            assert _owned_containers(agent_dir)
+            assert owned_containers(agent_dir)
 
         down = ok_json("dev", "down", "--workdir", workdir)
         assert set(down["stopped"].values()) <= {"stopped", "killed"}
@@ -174,11 +144,11 @@ def test_dev_cluster_up_status_run_down(workdir: Path) -> None:
                 run.kill()
             run.communicate(timeout=10)
 
-    for part in dev.PARTS:
-        assert not dev.alive(recorded[part]), part
-    assert _records_alive(workdir / "agent") == []
+    for part in PARTS:
+        assert not alive(recorded[part]), part
+    assert live_process_tasks(workdir / "agent") == []
     if docker_ok:
-        assert _owned_containers(workdir / "agent") == []
+        assert owned_containers(workdir / "agent") == []
     r = paasctl("dev", "status", "--workdir", workdir)
     assert r.returncode == 4 and "no dev cluster" in r.stdout
     assert "no dev cluster" in ok("dev", "down", "--workdir", workdir)  # idempotent
@@ -197,6 +167,6 @@ def test_dev_refuses_what_it_cannot_do(tmp_path: Path) -> None:
         port = busy.getsockname()[1]
         r = fails(1, "dev", "up", "--workdir", tmp_path / "dev", "--zk-port", str(port))
         assert f"port {port} on 127.0.0.1 is in use" in r.stderr
-    assert not (tmp_path / "dev" / dev.STATE_FILE).exists()
+    assert not (tmp_path / "dev" / STATE_FILE).exists()
     r = paasctl("--json", "dev", "status", "--workdir", tmp_path / "dev")
     assert r.returncode == 4 and json.loads(r.stdout)["running"] is False

@@ -11,17 +11,13 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import queue
 import signal
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -29,48 +25,11 @@ import pytest
 from tests.support.agents import AgentProc
 from tests.support.docker import TASK_IMAGE, require_engine
 from tests.support.masters import MasterProc
+from tests.support.paasctl import fails, ok, ok_json, start
 from tests.support.servers import ZkServer, free_port
 
-REPO = Path(__file__).resolve().parents[2]
-CLI_TIMEOUT = 180  # seconds one paasctl process may take before the test gives up on it
 CONNECT = ["--timeout", "30"]  # global connect timeout: generous for a loaded host, not a speed claim
 RUN = ["--cpus", "0.1", "--mem", "32", "--timeout", "120"]
-
-
-def paasctl(*args: str | Path, timeout: float = CLI_TIMEOUT) -> subprocess.CompletedProcess[str]:
-    """``python -m paasctl ARGS`` with this checkout; PAASCTL_* from the caller cannot redirect it."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PAASCTL_")}
-    env["PYTHONPATH"] = str(REPO)
-    return subprocess.run(
-        [sys.executable, "-m", "paasctl", *map(str, args)],
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        env=env,
-        timeout=timeout,
-        check=False,
-    )
-
-
-def ok(*args: str | Path) -> str:
-    r = paasctl(*args)
-    assert r.returncode == 0, (args, r.returncode, r.stdout, r.stderr)
-    assert r.stderr == "", r.stderr
-    return r.stdout
-
-
-def ok_json(*args: str | Path) -> Any:
-    return json.loads(ok("--json", *args))  # first: after `run ... --` it would be part of the command
-
-
-def fails(code: int, *args: str | Path) -> subprocess.CompletedProcess[str]:
-    """Expect exit ``code`` and exactly one ``paasctl: ...`` line on stderr."""
-    r = paasctl(*args)
-    assert r.returncode == code, (args, r.returncode, r.stdout, r.stderr)
-    assert "Traceback" not in r.stderr
-    assert r.stderr.startswith("paasctl: ") and r.stderr.count("\n") == 1, r.stderr
-    return r
 
 
 @dataclass
@@ -227,24 +186,10 @@ def _read_lines(stream: Any, into: queue.Queue[str]) -> None:
 
 
 def test_ctrl_c_kills_the_task_and_tears_down(cluster: Cluster) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PAASCTL_")} | {"PYTHONPATH": str(REPO)}
-    argv = [
-        sys.executable,
-        "-m",
-        "paasctl",
-        *CONNECT,
-        "run",
-        "--master",
-        cluster.zk_url,
-        *RUN,
-        "--",
-        "sleep 120",
-    ]
-    proc = subprocess.Popen(
-        argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO, env=env
-    )
+    proc = start(*CONNECT, "run", "--master", cluster.zk_url, *RUN, "--", "sleep 120")
     lines: queue.Queue[str] = queue.Queue()
-    threading.Thread(target=_read_lines, args=(proc.stdout, lines), daemon=True).start()
+    reader = threading.Thread(target=_read_lines, args=(proc.stdout, lines), daemon=True)
+    reader.start()
     seen: list[str] = []
     try:
         deadline = time.monotonic() + 90
@@ -258,7 +203,7 @@ def test_ctrl_c_kills_the_task_and_tears_down(cluster: Cluster) -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait(timeout=10)
-    time.sleep(0.2)  # the reader thread drains the pipe
+    reader.join(timeout=10)  # it ends at the pipe's end, with every line in the queue
     while not lines.empty():
         seen.append(lines.get())
     assert proc.stderr is not None and proc.stderr.read().splitlines()[-1] == "paasctl: interrupted"

@@ -16,7 +16,8 @@ from agent_py import views
 from agent_py.checkpoint import TaskCheckpoint
 from agent_py.containerizer import Usage
 from agent_py.http import AgentHttp
-from paas_common.resources import Resources
+from paas_common import prometheus
+from paas_common.resources import Resources, attributes_model
 from tests.support.prometheus import parse
 
 FRAMEWORK = {"id": {"value": "fw-1"}, "name": "marathon", "user": "root", "hostname": "h1"}
@@ -208,7 +209,7 @@ def test_attribute_kinds() -> None:
         },
         {"name": "s", "type": "SET", "set": {"item": ["a", "b"]}},
     ]
-    assert views.attributes_model(attributes) == {"n": 2.0, "r": "[1-3, 7-9]", "s": "{a, b}"}
+    assert attributes_model(attributes) == {"n": 2.0, "r": "[1-3, 7-9]", "s": "{a, b}"}
 
 
 # ---------------------------------------------------------------- statistics, containers
@@ -303,8 +304,8 @@ def test_metrics_snapshot_has_mesos_names_and_figures() -> None:
 def test_prometheus_text_is_valid_and_carries_every_figure() -> None:
     snapshot = views.metrics(agent_view(tasks=[task("a")]), 1010.0, {"system/load_1min": 0.25})
     snapshot["slave/odd name-here"] = float("inf")
-    parsed = parse(views.prometheus(snapshot))
-    assert set(parsed) == {views.prometheus_name(name) for name in snapshot}
+    parsed = parse(prometheus.render(snapshot, views.COUNTERS))
+    assert set(parsed) == {prometheus.metric_name(name) for name in snapshot}
     assert parsed["mesos_slave_tasks_running"].value == 1.0
     assert parsed["mesos_slave_tasks_running"].type == "gauge"
     assert parsed["mesos_slave_tasks_finished"].type == "counter"

@@ -97,8 +97,9 @@ def test_metrics_snapshot_and_prometheus_text() -> None:
     figures = state.metrics(core, meta(), NOW)
     assert figures["master/elected"] == 1 and figures["master/slaves_active"] == 1
     assert figures["master/tasks_running"] == 1 and figures["master/cpus_percent"] == 0.25
-    text = prometheus.render(figures)
-    assert "# TYPE mesos_master_tasks_running gauge\nmesos_master_tasks_running 1\n" in text
+    text = prometheus.render(figures, state.COUNTERS)
+    assert "# TYPE mesos_master_tasks_running gauge\nmesos_master_tasks_running 1.0\n" in text
+    assert "# TYPE mesos_master_tasks_finished counter\n" in text
     assert "mesos_master_cpus_percent 0.25" in text
     for line in text.splitlines():  # every sample line is `name value` with a valid name
         if not line.startswith("#"):

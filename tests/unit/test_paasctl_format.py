@@ -1,5 +1,6 @@
-"""paasctl's Mesos commands without a cluster: formatting of Mesos' v0 JSON, the one-shot framework's
-protocol machine, argument parsing and the dev cluster's small helpers.
+"""paasctl's Mesos commands without a cluster: formatting of Mesos' v0 JSON (paasctl.mesosformat), the
+one-shot framework's protocol machine (paasctl.scheduler), argument parsing and the dev cluster's layout
+and small helpers (paasctl.devcluster, paasctl.devprocess).
 
 The samples follow Mesos 1.11's documented shapes (reference §2, §4), not only what master-py serves
 today, so the commands keep working as the daemons grow.
@@ -8,15 +9,18 @@ today, so the commands keep working as the daemons grow.
 from __future__ import annotations
 
 import argparse
+import os
 import socket
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from paasctl import dev, mesos, run
+from agent_py.containerizer.process import BOOT_ID, process_start
+from paasctl import devcluster, devprocess, mesosformat, mesoshttp, scheduler
 from paasctl.cli import build_parser
 from paasctl.common import CliError, UsageError
-from paasctl.run import OneShot, PortMapping, RunSpec
+from paasctl.scheduler import OneShot, PortMapping, RunSpec
 
 NOW = 1_700_000_600.0
 
@@ -84,25 +88,25 @@ def lines(text: str) -> list[list[str]]:
     ],
 )
 def test_base_url(value: str, url: str) -> None:
-    assert mesos.base_url(value, 5050, "--master") == url
+    assert mesoshttp.base_url(value, 5050, "--master") == url
 
 
 @pytest.mark.parametrize("value", ["https://m:5050", "m:notaport", "http://m:5050/master/state", "ftp://x"])
 def test_base_url_rejects(value: str) -> None:
     with pytest.raises(UsageError, match="--master"):
-        mesos.base_url(value, 5050, "--master")
+        mesoshttp.base_url(value, 5050, "--master")
 
 
 def test_leader_through_zk_rejects_a_bad_url_before_connecting() -> None:
     with pytest.raises(UsageError, match="names no znode path"):
-        mesos.find_leader("zk://127.0.0.1:2181", timeout=1.0)
+        mesoshttp.find_leader("zk://127.0.0.1:2181", timeout=1.0)
 
 
 # ---------------------------------------------------------------------------------------------- tables
 
 
 def test_numbers_and_durations() -> None:
-    assert [mesos.num(x) for x in (2.0, 0.5, 0.1 + 0.2, 14877.0, 0, None, "[1-2]")] == [
+    assert [mesosformat.num(x) for x in (2.0, 0.5, 0.1 + 0.2, 14877.0, 0, None, "[1-2]")] == [
         "2",
         "0.5",
         "0.3",
@@ -111,21 +115,21 @@ def test_numbers_and_durations() -> None:
         "-",
         "[1-2]",
     ]
-    assert mesos.used_of({"cpus": 0.5}, {"cpus": 8.0}, "cpus") == "0.5/8"
-    assert mesos.used_of(None, {}, "mem") == "0/0"
-    assert mesos.format_duration(3661) == "1h1m1s" and mesos.format_duration(59) == "59s"
-    assert mesos.format_duration(90061) == "1d1h1m1s"
-    assert mesos.format_time(0) == "-" and mesos.format_time(86400) == "1970-01-02 00:00:00Z"
+    assert mesosformat.used_of({"cpus": 0.5}, {"cpus": 8.0}, "cpus") == "0.5/8"
+    assert mesosformat.used_of(None, {}, "mem") == "0/0"
+    assert mesosformat.format_duration(3661) == "1h1m1s" and mesosformat.format_duration(59) == "59s"
+    assert mesosformat.format_duration(90061) == "1d1h1m1s"
+    assert mesosformat.format_time(0) == "-" and mesosformat.format_time(86400) == "1970-01-02 00:00:00Z"
 
 
 def test_table_aligns_and_empty_is_header() -> None:
-    text = mesos.table(("A", "LONGER"), [("xxxx", "y"), ("z", "")])
+    text = mesosformat.table(("A", "LONGER"), [("xxxx", "y"), ("z", "")])
     assert text.splitlines() == ["A     LONGER", "xxxx  y", "z"]
-    assert mesos.table(("ID", "NAME"), []) == "ID  NAME"
+    assert mesosformat.table(("ID", "NAME"), []) == "ID  NAME"
 
 
 def test_summary() -> None:
-    text = mesos.format_summary(STATE, "http://10.0.0.1:5050", NOW)
+    text = mesosformat.format_summary(STATE, "http://10.0.0.1:5050", NOW)
     rows = {line[:10].strip(): line[12:] for line in text.splitlines()}
     assert rows["leader"] == "master@10.0.0.1:5050 (http://10.0.0.1:5050)"
     assert rows["master id"] == "m1" and rows["version"] == "1.11.0"
@@ -137,21 +141,21 @@ def test_summary() -> None:
 
 def test_summary_of_a_sparse_state() -> None:
     """A standby or an older master: missing fields show as '-', never as an error."""
-    text = mesos.format_summary({"pid": "master@h:1", "leader": ""}, "http://h:1", NOW)
+    text = mesosformat.format_summary({"pid": "master@h:1", "leader": ""}, "http://h:1", NOW)
     assert "leader      - (asked http://h:1)" in text
     assert "elected     -" in text and "tasks       none running" in text
 
 
 def test_agents_frameworks_tasks_tables() -> None:
-    agents = lines(mesos.agents_table([SLAVE]))
+    agents = lines(mesosformat.agents_table([SLAVE]))
     assert agents == [
         ["ID", "HOSTNAME", "CPUS", "MEM(MB)", "DISK(MB)", "ACTIVE"],
         ["m1-S0", "node5", "0.5/8", "128/14877", "0/34068", "yes"],
     ]
-    frameworks = lines(mesos.frameworks_table(STATE["frameworks"]))
+    frameworks = lines(mesosformat.frameworks_table(STATE["frameworks"]))
     assert frameworks[1] == ["m1-0000", "marathon", "yes", "1", "0.5", "128"]
     assert frameworks[2] == ["m1-0001", "idle", "no", "0", "0", "0"]
-    tasks = lines(mesos.tasks_table(mesos.state_tasks(STATE)))
+    tasks = lines(mesosformat.tasks_table(mesosformat.state_tasks(STATE)))
     assert tasks[0] == ["ID", "NAME", "FRAMEWORK", "AGENT", "STATE", "HEALTHY"]
     assert tasks[1] == ["web.1", "web", "m1-0000", "m1-S0", "TASK_RUNNING", "yes"]  # the latest health
     assert [t[0] for t in tasks[1:]] == ["web.1", "web.0", "web.1"]  # live, completed, completed framework
@@ -166,7 +170,7 @@ def test_tasks_table_reads_protobuf_ids() -> None:
         "framework_id": {"value": "f"},
         "agent_id": {"value": "a"},
     }
-    assert lines(mesos.tasks_table([task]))[1] == ["t", "n", "f", "a", "-", "-"]
+    assert lines(mesosformat.tasks_table([task]))[1] == ["t", "n", "f", "a", "-", "-"]
 
 
 AGENT_STATE = {
@@ -186,9 +190,9 @@ AGENT_STATE = {
 
 
 def test_agent_resources() -> None:
-    summary = mesos.agent_resources(AGENT_STATE)
+    summary = mesosformat.agent_resources(AGENT_STATE)
     assert summary["used"] == {"cpus": 0.75, "mem": 96.0, "disk": 0.0, "gpus": 0.0}
-    text = mesos.resources_table(summary)
+    text = mesosformat.resources_table(summary)
     assert text.splitlines()[0] == "agent m1-S0 (node5)"
     rows = {r[0]: r[1:] for r in lines(text)[2:]}
     assert rows == {
@@ -198,9 +202,9 @@ def test_agent_resources() -> None:
         "gpus": ["0", "0", "0"],
         "ports": ["[31000-31100]", "-", "-"],
     }
-    empty = mesos.agent_resources({})
+    empty = mesosformat.agent_resources({})
     assert empty["total"] == {} and empty["used"] == {}
-    assert mesos.resources_table(empty).splitlines()[1].split() == ["RESOURCE", "TOTAL", "USED", "FREE"]
+    assert mesosformat.resources_table(empty).splitlines()[1].split() == ["RESOURCE", "TOTAL", "USED", "FREE"]
 
 
 def test_containers_table() -> None:
@@ -213,10 +217,10 @@ def test_containers_table() -> None:
         "mem_limit_bytes": 64 * 1048576,
     }
     entry = {"container_id": "c1", "framework_id": "f", "executor_id": "e", "statistics": stats}
-    from_containers = lines(mesos.containers_table([entry]))
+    from_containers = lines(mesosformat.containers_table([entry]))
     assert from_containers[1] == ["c1", "f", "e", "0.6", "10/64", "1.75"]
     monitor = {"framework_id": "f", "executor_id": "e", "statistics": {"timestamp": 1.0}}  # no container id
-    assert lines(mesos.containers_table([monitor]))[1] == ["-", "f", "e", "-", "-/-", "-"]
+    assert lines(mesosformat.containers_table([monitor]))[1] == ["-", "f", "e", "-", "-/-", "-"]
 
 
 # ---------------------------------------------------------------------------------------------- run: messages
@@ -239,30 +243,32 @@ def offer(oid: str, resources: str, agent: str = "S0") -> dict[str, Any]:
 
 
 def test_command_info() -> None:
-    assert run.command_info(spec()) == {"shell": True, "value": "echo hi"}
-    quoted = run.command_info(spec(command=("sh", "-c", "exit 3"), env=(("A", "1"), ("B", "x=y"))))
+    assert scheduler.command_info(spec()) == {"shell": True, "value": "echo hi"}
+    quoted = scheduler.command_info(spec(command=("sh", "-c", "exit 3"), env=(("A", "1"), ("B", "x=y"))))
     assert quoted["value"] == "sh -c 'exit 3'" and quoted["shell"] is True
     assert quoted["environment"] == {
         "variables": [{"name": "A", "value": "1"}, {"name": "B", "value": "x=y"}]
     }
-    assert run.command_info(spec(command=(), image="img")) == {"shell": False}  # the image's own command
+    assert scheduler.command_info(spec(command=(), image="img")) == {
+        "shell": False
+    }  # the image's own command
 
 
 def test_match_offer() -> None:
-    fit = run.match_offer(spec(), offer("o1", "cpus:2;mem:1024;ports:[31000-31002]"))
+    fit = scheduler.match_offer(spec(), offer("o1", "cpus:2;mem:1024;ports:[31000-31002]"))
     assert isinstance(fit, tuple) and str(fit[0]) == "cpus:0.5;mem:64" and fit[1] == []
-    small = run.match_offer(spec(), offer("o2", "cpus:0.25;mem:1024"))
+    small = scheduler.match_offer(spec(), offer("o2", "cpus:0.25;mem:1024"))
     assert small == "offers cpus:0.25;mem:1024, needs cpus:0.5;mem:64"
 
     ports = spec(image="img", ports=(PortMapping(80), PortMapping(53, 31002, "udp"), PortMapping(443)))
-    res, host = run.match_offer(ports, offer("o3", "cpus:2;mem:1024;ports:[31000-31002]"))  # type: ignore[misc]
+    res, host = scheduler.match_offer(ports, offer("o3", "cpus:2;mem:1024;ports:[31000-31002]"))  # type: ignore[misc]
     assert host == [31000, 31002, 31001] and str(res) == "cpus:0.5;mem:64;ports:[31000-31002]"
     assert (
-        run.match_offer(ports, offer("o4", "cpus:2;mem:1024;ports:[31000-31001]"))
+        scheduler.match_offer(ports, offer("o4", "cpus:2;mem:1024;ports:[31000-31001]"))
         == "lacks host ports [31002]"
     )
     two = spec(image="img", ports=(PortMapping(80), PortMapping(81)))
-    assert run.match_offer(two, offer("o5", "cpus:2;mem:1024;ports:[31000-31000]")) == (
+    assert scheduler.match_offer(two, offer("o5", "cpus:2;mem:1024;ports:[31000-31000]")) == (
         "has too few ports for 2 mapping(s)"
     )
 
@@ -270,8 +276,8 @@ def test_match_offer() -> None:
 def test_task_info_docker_with_ports() -> None:
     s = spec(image="busybox", ports=(PortMapping(80),))
     o = offer("o1", "cpus:1;mem:128;ports:[31000-31000]")
-    res, host = run.match_offer(s, o)  # type: ignore[misc]
-    info = run.task_info(s, o, res, host)
+    res, host = scheduler.match_offer(s, o)  # type: ignore[misc]
+    info = scheduler.task_info(s, o, res, host)
     assert info["task_id"] == {"value": "t.1"} and info["agent_id"] == {"value": "S0"}
     assert info["container"] == {
         "type": "DOCKER",
@@ -282,17 +288,17 @@ def test_task_info_docker_with_ports() -> None:
         },
     }
     assert {r["name"] for r in info["resources"]} == {"cpus", "mem", "ports"}
-    assert "container" not in run.task_info(spec(), o, res, [])
+    assert "container" not in scheduler.task_info(spec(), o, res, [])
 
 
 def test_format_status_and_decode_event() -> None:
     status = {"state": "TASK_FAILED", "message": "Command exited with status 3", "reason": "REASON_X"}
-    assert run.format_status(status) == "TASK_FAILED: Command exited with status 3 (REASON_X)"
-    assert run.format_status({"state": "TASK_RUNNING", "healthy": False}) == "TASK_RUNNING [unhealthy]"
-    assert run.decode_event(b'{"type":"HEARTBEAT"}') == {"type": "HEARTBEAT"}
+    assert scheduler.format_status(status) == "TASK_FAILED: Command exited with status 3 (REASON_X)"
+    assert scheduler.format_status({"state": "TASK_RUNNING", "healthy": False}) == "TASK_RUNNING [unhealthy]"
+    assert scheduler.decode_event(b'{"type":"HEARTBEAT"}') == {"type": "HEARTBEAT"}
     for bad in (b"[]", b'{"no":"type"}', b"not json"):
         with pytest.raises(ValueError):
-            run.decode_event(bad)
+            scheduler.decode_event(bad)
 
 
 # ---------------------------------------------------------------------------------------------- run: machine
@@ -314,7 +320,7 @@ def test_one_shot_declines_what_does_not_fit_briefly() -> None:
     m = OneShot(spec())
     step = m.on_event({"type": "OFFERS", "offers": {"offers": [offer("small", "cpus:0.1;mem:1024")]}})
     assert [c["type"] for c in step.calls] == ["DECLINE"] and not m.launched
-    assert step.calls[0]["decline"]["filters"] == {"refuse_seconds": run.DECLINE_SECONDS}
+    assert step.calls[0]["decline"]["filters"] == {"refuse_seconds": scheduler.DECLINE_SECONDS}
     assert m.mismatch == "offers cpus:0.1;mem:1024, needs cpus:0.5;mem:64"
 
 
@@ -333,7 +339,7 @@ def test_one_shot_runs_to_finished() -> None:
     decline, accept = step.calls[0], step.calls[1]
     assert decline["decline"] == {  # launched: nothing more is needed from any agent
         "offer_ids": [{"value": "small"}],
-        "filters": {"refuse_seconds": run.DONE_DECLINE_SECONDS},
+        "filters": {"refuse_seconds": scheduler.DONE_DECLINE_SECONDS},
     }
     assert accept["framework_id"] == {"value": "F"} and accept["accept"]["offer_ids"] == [{"value": "ok"}]
     (op,) = accept["accept"]["operations"]
@@ -344,7 +350,7 @@ def test_one_shot_runs_to_finished() -> None:
     # Offers after the launch are declined for long; a resent update is acknowledged but printed once.
     later = m.on_event({"type": "OFFERS", "offers": {"offers": [offer("late", "cpus:4;mem:1024")]}})
     assert [c["type"] for c in later.calls] == ["DECLINE"]
-    assert later.calls[0]["decline"]["filters"]["refuse_seconds"] == run.DONE_DECLINE_SECONDS
+    assert later.calls[0]["decline"]["filters"]["refuse_seconds"] == scheduler.DONE_DECLINE_SECONDS
     running = m.on_event(update("TASK_RUNNING", "u1"))
     assert running.lines == ["TASK_RUNNING"] and running.calls[0]["type"] == "ACKNOWLEDGE"
     assert running.calls[0]["acknowledge"] == {
@@ -467,18 +473,29 @@ def test_pick_port() -> None:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        assert not dev.port_free(port)
-        other = dev.pick_port(None, port, set())
-        assert other != port and dev.port_free(other)
+        assert not devprocess.port_free(port)
+        other = devprocess.pick_port(None, port, set())
+        assert other != port and devprocess.port_free(other)
         with pytest.raises(CliError, match="in use"):
-            dev.pick_port(port, 5050, set())
-    assert dev.pick_port(None, port, {port}) != port  # taken by an earlier part
-    assert dev.pick_port(port, 1, set()) == port  # free again
+            devprocess.pick_port(port, 5050, set())
+    assert devprocess.pick_port(None, port, {port}) != port  # taken by an earlier part
+    assert devprocess.pick_port(port, 1, set()) == port  # free again
 
 
 def test_dev_state_helpers(tmp_path: Any) -> None:
-    assert not dev.alive(None) and not dev.alive({"pid": 0}) and not dev.alive({"pid": 1, "create_time": 0.0})
-    assert dev.load(tmp_path) is None
+    me = process_start(os.getpid())
+    assert me is not None
+    assert devprocess.alive({"pid": os.getpid(), "start_time": me[1], "boot_id": BOOT_ID})
+    for stranger in (
+        None,
+        {"pid": 0},
+        {"pid": os.getpid()},  # no start time: a reused pid could not be told apart
+        {"pid": os.getpid(), "create_time": me[1]},  # the old (v1) entry format
+        {"pid": os.getpid(), "start_time": me[1] + 1},  # another process with this pid
+        {"pid": os.getpid(), "start_time": me[1], "boot_id": "another-boot"},
+    ):
+        assert not devprocess.alive(stranger), stranger
+    assert devcluster.load(tmp_path) is None
     state = {
         "workdir": str(tmp_path),
         "zk_url": "zk://127.0.0.1:1/mesos",
@@ -487,9 +504,9 @@ def test_dev_state_helpers(tmp_path: Any) -> None:
         "master": {"pid": 11, "port": 2, "url": "http://127.0.0.1:2"},
         "agent": {"pid": 12, "port": 3},
     }
-    dev.save(tmp_path, state)
-    assert dev.load(tmp_path) == state
-    eps = dev.endpoints(state)
+    devcluster.save(tmp_path, state)
+    assert devcluster.load(tmp_path) == state
+    eps = devcluster.endpoints(state)
     assert (eps["zookeeper"], eps["master"], eps["agent"], eps["zk"]) == (
         "127.0.0.1:1",
         "http://127.0.0.1:2",
@@ -497,6 +514,49 @@ def test_dev_state_helpers(tmp_path: Any) -> None:
         "zk://127.0.0.1:1/mesos",
     )
     assert eps["pids"] == {"zookeeper": 10, "master": 11, "agent": 12}
-    (tmp_path / dev.STATE_FILE).write_text("{not json")
+    (tmp_path / devcluster.STATE_FILE).write_text("{not json")
     with pytest.raises(CliError, match="unreadable"):
-        dev.load(tmp_path)
+        devcluster.load(tmp_path)
+
+
+def test_dev_cluster_layout(tmp_path: Path) -> None:
+    ports = {"zookeeper": 2281, "master": 6050, "agent": 6051}
+    steps = devcluster.commands(tmp_path, ports, ["docker", "mesos"], "cpus:2", agent_ip_flag=True)
+    assert [part for part, _, _ in steps] == list(devcluster.PARTS)
+    (_, zk, _), (_, master, master_extra), (_, agent, agent_extra) = steps
+    assert zk == ["zk_py", str(tmp_path / "zookeeper" / "zoo.cfg")]
+    assert master == ["master_py", "--ip", "127.0.0.1", "--port", "6050", "--zk", "zk://127.0.0.1:2281/mesos"]
+    assert master_extra == {"url": "http://127.0.0.1:6050"}
+    assert agent[agent.index("--master") + 1] == "zk://127.0.0.1:2281/mesos"
+    assert agent[agent.index("--containerizers") + 1] == "docker,mesos"
+    assert agent[-4:] == ["--ip", "127.0.0.1", "--resources", "cpus:2"]
+    assert agent_extra == {"work_dir": str(tmp_path / "agent")}
+    older = devcluster.commands(tmp_path, ports, ["mesos"], None, agent_ip_flag=False)[2][1]
+    assert "--ip" not in older and "--resources" not in older
+    cfg = devcluster.zoo_cfg(tmp_path / "data", 2281).splitlines()
+    assert (
+        "clientPort=2281" in cfg
+        and "clientPortAddress=127.0.0.1" in cfg
+        and "4lw.commands.whitelist=*" in cfg
+    )
+
+
+def test_dev_texts() -> None:
+    stopped = {"agent": "stopped", "master": "killed", "zookeeper": "not running"}
+    tasks = {"process_tasks_killed": 2, "containers_removed": ["mesos-x"]}
+    assert devcluster.down_text(stopped, tasks).splitlines() == [
+        "zookeeper  not running",
+        "master     killed",
+        "agent      stopped",
+        "tasks      2 process task(s) killed, 1 container(s) removed",
+    ]
+    row = {"endpoint": None, "pid": 7, "running": True, "healthy": False, "detail": "not leading"}
+    assert lines(devcluster.status_text({"master": row}))[1] == [
+        "master",
+        "-",
+        "7",
+        "yes",
+        "no",
+        "not",
+        "leading",
+    ]
