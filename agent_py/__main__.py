@@ -72,6 +72,7 @@ async def _run(agent: Agent) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, agent.stopped.set)
+    loop.add_signal_handler(signal.SIGUSR1, agent.draining.set)  # Mesos' agent: shut down, tasks too
     return await agent.run()
 
 

@@ -87,3 +87,7 @@ class CheckpointStore:
 
     def write_agent_id(self, agent_id: str) -> None:
         write_atomically(self.meta_dir / "agent_id", agent_id + "\n")
+
+    def forget_agent_id(self) -> None:
+        """After a drain the master forgot this agent: the next start registers as a new one."""
+        (self.meta_dir / "agent_id").unlink(missing_ok=True)

@@ -55,8 +55,6 @@ from agent_py.health import (
     REASON_HEALTH,
     DockerAccess,
     HealthChange,
-    HealthCheckError,
-    HealthCheckSpec,
     ProbeResult,
     make_probe,
     run_health_checks,
@@ -64,6 +62,7 @@ from agent_py.health import (
 )
 from agent_py.http import start_server
 from agent_py.views import TERMINAL, AgentView
+from paas_common.healthcheck import HealthCheckError, HealthCheckSpec
 from paas_common.recordio import Decoder
 from paas_common.resources import Resources
 from paas_common.zkleader import leader_info, leader_url, parse_zk_url
@@ -80,6 +79,7 @@ UPDATE_RETRY_MIN, UPDATE_RETRY_MAX = 1.0, 10.0
 SESSION_RETRY_MIN, SESSION_RETRY_MAX = 0.5, 10.0
 STREAM_IDLE = 50.0  # > 3 master PINGs (every 15 s) without a byte: the stream is dead
 HTTP_TIMEOUT = 10.0
+DRAIN_SLACK = 30.0  # beyond the longest kill grace, for the last updates to be acknowledged
 
 
 class SessionError(RuntimeError):
@@ -192,6 +192,7 @@ class Agent:
         self.tasks: dict[tuple[str, str], _Task] = {}
         self.containerizers: dict[str, Containerizer] = {}
         self.stopped = asyncio.Event()
+        self.draining = asyncio.Event()  # SIGUSR1: kill every task, unregister, then stop
         self.nudge = asyncio.Event()  # set on (re)subscription: resend pending updates now
         self.port = cfg.port  # the bound one, once serving
         self.total = Resources.from_json(cfg.resources)
@@ -214,11 +215,39 @@ class Agent:
             await self._recover()
             self.recovered = True
             session = self._spawn(self._sessions())
-            await self.stopped.wait()
+            waits = [asyncio.ensure_future(e.wait()) for e in (self.stopped, self.draining)]
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+            for w in waits:
+                w.cancel()
+            if not self.stopped.is_set():
+                await self._drain()
             session.cancel()
         finally:
             await self._shutdown()
         return 0
+
+    async def _drain(self) -> None:
+        """SIGUSR1, as Mesos' agent: kill every task (each with its grace), deliver their last updates
+        (bounded), then UNREGISTER so the master forgets this agent; a later start registers anew."""
+        live = [t for t in self.tasks.values() if t.cp.state not in TERMINAL]
+        log.info("draining: killing %d tasks", len(live))
+        for t in live:
+            self._request_kill(t, kill_grace(t.cp.task))
+        limit = max((kill_grace(t.cp.task) for t in live), default=0.0) + DRAIN_SLACK
+        deadline = time.monotonic() + limit
+        while self.tasks and time.monotonic() < deadline and not self.stopped.is_set():
+            await asyncio.sleep(0.1)
+        if self.tasks:
+            log.warning("drain: %d tasks not settled after %.0fs", len(self.tasks), limit)
+        if self.master_url is not None and self.agent_id is not None:
+            doc = {"type": "UNREGISTER", "agent_id": {"value": self.agent_id}}
+            try:
+                async with await self._post(self.master_url, doc) as resp:
+                    log.info("unregistered from %s: %s", self.master_url, resp.status)
+            except (aiohttp.ClientError, OSError, TimeoutError) as e:
+                log.warning("UNREGISTER not sent: %s", e)
+        if not self.tasks:
+            self.store.forget_agent_id()
 
     async def _start_containerizers(self) -> None:
         if "mesos" in self.cfg.containerizers:

@@ -369,6 +369,10 @@ class Master:
                 return web.Response(status=400, text="Agent cannot be found")
             if kind == "SUBSCRIBE":
                 return await self._agent_subscribe(request, agent_id)
+            if kind == "UNREGISTER":  # the agent drained (SIGUSR1) and is shutting down
+                await self._act(self.core.remove_agent(agent_id, time.time()))
+                log.info("agent %s unregistered", agent_id)
+                return web.Response(status=202)
             if kind == "PONG":
                 self.core.agent_seen(agent_id, time.time())
                 return web.Response(status=202)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from paas_common.healthcheck import HealthCheckError, HealthCheckSpec
 from paas_common.resources import ResourceError, Resources
 
 from . import events
@@ -194,11 +195,12 @@ class MasterCore:
             fw.unreachable_tasks.remove(unreachable)
         return []
 
-    def _lose_task(self, task: Task, now: float, reason: str, message: str) -> list[Output]:
+    def _lose_task(
+        self, task: Task, now: float, reason: str, message: str, unreachable: bool = False
+    ) -> list[Output]:
         """The master's verdict on a task whose agent cannot tell: LOST, or GONE/UNREACHABLE for
         partition-aware frameworks; the framework hears it, without a uuid (nothing to acknowledge)."""
         fw = self.frameworks.get(task.framework_id)
-        unreachable = reason == "REASON_AGENT_REMOVED"
         if fw is not None and fw.partition_aware:
             state = "TASK_UNREACHABLE" if unreachable else "TASK_GONE"
         else:
@@ -267,17 +269,31 @@ class MasterCore:
             out.append(ToFramework(offer.framework_id, events.rescind(offer.id)))
         return out
 
-    def _forget_agent(self, agent: Agent, now: float, keep_tasks: bool) -> list[Output]:
+    def _forget_agent(
+        self, agent: Agent, now: float, keep_tasks: bool, unreachable: bool = True
+    ) -> list[Output]:
         """Take the agent out of the allocator (offers rescinded); its tasks are lost unless kept."""
         out = self._rescind_agent(agent.id)
         if not keep_tasks:
+            why = "is unreachable" if unreachable else "was removed"
             for task in [t for t in self.tasks.values() if t.agent_id == agent.id and t.live]:
                 out += self._lose_task(
-                    task, now, "REASON_AGENT_REMOVED", f"Agent {agent.hostname} is unreachable"
+                    task, now, "REASON_AGENT_REMOVED", f"Agent {agent.hostname} {why}", unreachable
                 )
         self.allocator.remove_agent(agent.id)
         del self.agents[agent.id]
         return out
+
+    def remove_agent(self, agent_id: str, now: float) -> list[Output]:
+        """The agent drained and shut down (UNREGISTER): forgotten, not unreachable; a task it still ran
+        is lost (TASK_GONE for partition-aware frameworks)."""
+        agent = self.agents.get(agent_id)
+        if agent is None:
+            return []
+        out: list[Output] = [Persist("agents", agent_id, None)]
+        out += self._forget_agent(agent, now, keep_tasks=False, unreachable=False)
+        self._count("master/slave_removals")
+        return [*out, CloseAgent(agent_id)]
 
     def mark_unreachable(self, agent_id: str, now: float) -> list[Output]:
         """Silent too long (or never back after a failover): the agent is unreachable, its tasks too."""
@@ -480,22 +496,12 @@ class MasterCore:
     def _call_accept(self, fw: Framework, payload: dict[str, Any], now: float) -> list[Output]:
         offers, problem = self._take_offers(fw, payload)
         out: list[Output] = []
-        launches = [
-            op
-            for op in payload.get("operations") or []
-            if isinstance(op, dict) and op.get("type") == "LAUNCH"
-        ]
-        infos = [
-            t
-            for op in launches
-            for t in (op.get("launch") or {}).get("task_infos") or []
-            if isinstance(t, dict)
-        ]
+        groups = _launch_groups(payload.get("operations"))
         if problem is not None:
             state = "TASK_DROPPED" if fw.partition_aware else "TASK_LOST"
             for o in offers:
                 self.allocator.recover_resources(fw.id, o.agent_id, o.resources, role=o.role)
-            for info in infos:
+            for info in (info for group in groups for info in group):
                 dropped = _value(info.get("task_id")) or ""
                 status = events.task_status(
                     dropped, state, now=now, reason="REASON_INVALID_OFFERS", message=problem
@@ -506,19 +512,54 @@ class MasterCore:
         available = Resources.from_json([]) if not offers else offers[0].resources
         for o in offers[1:]:
             available = available + o.resources
-        for info in infos:
+        for group in groups:
+            launched, available = self._launch(fw, group, agent_id, role, available, now)
+            out += launched
+        if not available.empty():  # what the operations did not use counts as declined
+            self.allocator.decline(fw.id, agent_id, available, _refuse_seconds(payload), now, role=role)
+        return out
+
+    def _launch(
+        self,
+        fw: Framework,
+        group: list[dict[str, Any]],
+        agent_id: str,
+        role: str,
+        available: Resources,
+        now: float,
+    ) -> tuple[list[Output], Resources]:
+        """Launch a group of tasks all or none (a LAUNCH is groups of one); what is left of the offer."""
+        left, seen, error = available, set(), None
+        for info in group:
             tid = _value(info.get("task_id"))
-            error = self._task_error(fw, info, tid, agent_id, available)
+            error = "Duplicate task id in the task group" if tid in seen else None
+            error = error or self._task_error(fw, info, tid, agent_id, left)
             if error is not None:
-                status = events.task_status(
-                    tid or "", "TASK_ERROR", now=now, reason="REASON_TASK_INVALID", message=error
+                break
+            seen.add(tid)
+            left = left - Resources.from_json(info["resources"])
+        if error is not None:
+            if len(group) > 1:
+                error = f"Task group is invalid: {error}"
+            return [
+                ToFramework(
+                    fw.id,
+                    events.update(
+                        events.task_status(
+                            _value(info.get("task_id")) or "",
+                            "TASK_ERROR",
+                            now=now,
+                            reason="REASON_TASK_INVALID" if len(group) == 1 else "REASON_TASK_GROUP_INVALID",
+                            message=error,
+                        )
+                    ),
                 )
-                out.append(ToFramework(fw.id, events.update(status)))
-                continue
-            assert tid is not None
-            res = Resources.from_json(info["resources"])
-            available = available - res
-            task = Task(tid, fw.id, agent_id, role, info, res)
+                for info in group
+            ], available
+        out: list[Output] = []
+        for info in group:
+            tid = _value(info.get("task_id")) or ""
+            task = Task(tid, fw.id, agent_id, role, info, Resources.from_json(info["resources"]))
             task.statuses.append(
                 events.task_status(tid, "TASK_STAGING", now=now, source="SOURCE_MASTER", agent_id=agent_id)
             )
@@ -526,9 +567,7 @@ class MasterCore:
             out.append(
                 ToAgent(agent_id, {"type": "RUN_TASK", "run_task": {"framework": fw.info, "task": info}})
             )
-        if not available.empty():  # what the operations did not use counts as declined
-            self.allocator.decline(fw.id, agent_id, available, _refuse_seconds(payload), now, role=role)
-        return out
+        return out, left
 
     def _task_error(
         self, fw: Framework, info: dict[str, Any], tid: str | None, agent_id: str, available: Resources
@@ -551,6 +590,11 @@ class MasterCore:
             return f"Task uses more resources {res.model()} than available {available.model()}"
         if "command" not in info and "executor" not in info:
             return "Task has neither 'command' nor 'executor'"
+        if "health_check" in info:
+            try:
+                HealthCheckSpec.from_json(info["health_check"])
+            except HealthCheckError as e:
+                return f"Task's health check is invalid: {e}"
         return None
 
     # ---- status updates from agents; acknowledgements from frameworks
@@ -655,6 +699,29 @@ class MasterCore:
         else:
             state = "TASK_UNKNOWN"
         return state if fw.partition_aware else "TASK_LOST"
+
+
+def _launch_groups(operations: object) -> list[list[dict[str, Any]]]:
+    """The tasks of LAUNCH (each alone) and LAUNCH_GROUP (together) operations, in order.
+
+    A task group's tasks run as separate containers on the agent (agent_py has no default executor to
+    share): what holds is that they launch all or none, on one agent, as Mesos guarantees."""
+    groups: list[list[dict[str, Any]]] = []
+    for op in operations if isinstance(operations, list) else []:
+        if not isinstance(op, dict):
+            continue
+        if op.get("type") == "LAUNCH":
+            infos = _field(_field(op, "launch"), "task_infos")
+            groups += [[t] for t in infos if isinstance(t, dict)] if isinstance(infos, list) else []
+        elif op.get("type") == "LAUNCH_GROUP":
+            group = _field(_field(_field(op, "launch_group"), "task_group"), "tasks")
+            if isinstance(group, list) and group:
+                groups.append([t if isinstance(t, dict) else {} for t in group])
+    return groups
+
+
+def _field(obj: object, key: str) -> Any:
+    return obj.get(key) if isinstance(obj, dict) else None
 
 
 def _refuse_seconds(payload: dict[str, Any]) -> float:

@@ -10,6 +10,8 @@ test fails half-way.
 
 from __future__ import annotations
 
+import json
+import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -201,3 +203,20 @@ def test_partition_aware_framework_with_killing_state(scripted: tuple[ScriptedMa
     master.wait_update(
         "aware-2 not killed", lambda u: u["task_id"]["value"] == "aware-2" and u["state"] == "TASK_KILLED"
     )
+
+
+def test_sigusr1_drains_the_agent_and_the_master_forgets_it(tmp_path: Path) -> None:
+    """As Mesos' agent on SIGUSR1: every task is killed (the framework hears TASK_KILLED), the agent
+    unregisters and exits 0, and the master no longer lists it; a restart registers a new agent."""
+    with running_master(tmp_path / "m") as master, agent_of(tmp_path / "a", master) as agent:
+        first_id = agent.get_json("/state")["id"]
+        with launcher(master) as launch:
+            sched, _driver = launch([command_task("long", "sleep 300")])
+            sched.wait_for("long", "TASK_RUNNING")
+            assert agent.drain() == 0
+            sched.wait_for("long", "TASK_KILLED")
+            with urllib.request.urlopen(f"{master.url}/master/slaves", timeout=5) as r:
+                assert json.loads(r.read())["slaves"] == []
+        assert not (agent.workdir / "meta" / "agent_id").exists()
+        agent.start()
+        assert agent.get_json("/state")["id"] not in ("", first_id)

@@ -145,5 +145,22 @@ def test_agent_protocol_bad_input(master: MasterProc) -> None:
     )["agent_id"]
     assert post(url, {"type": "UPDATE", "agent_id": agent_id, "update": {}})[0] == 400
     assert post(url, {"type": "EXPLODE", "agent_id": agent_id})[0] == 400
+    assert post(url, {"type": "PONG", "agent_id": agent_id})[0] == 202
+    assert post(url, {"type": "PONG", "agent_id": {"value": "nope"}}) == (400, b"Agent cannot be found")
+    res = Resources.parse("cpus:1;mem:64").to_json()
+    bad_register = [
+        ({"tasks": {"not": "a list"}}, b"Expecting 'register.tasks' and 'register.frameworks' lists"),
+        ({"frameworks": "x"}, b"Expecting 'register.tasks' and 'register.frameworks' lists"),
+        ({"port": 70000}, b"Expecting 'register.port' to be a TCP port"),
+        ({"port": "5051"}, b"Expecting 'register.port' to be a TCP port"),
+    ]
+    for extra, message in bad_register:
+        body = {"hostname": "h", "resources": res, "agent_id": agent_id, **extra}
+        assert post(url, {"type": "REGISTER", "register": body}) == (400, message), extra
+    # Garbage task reports are skipped, a task with impossible resources is killed, the agent admitted.
+    junk = [1, {}, {"framework_id": {"value": "F"}}, {"framework_id": "x", "task": {"task_id": 3}}]
+    body = {"hostname": "h", "resources": res, "agent_id": agent_id, "tasks": junk, "frameworks": [1, {}]}
+    status, answer = post(url, {"type": "REGISTER", "register": body})
+    assert status == 200 and json.loads(answer)["agent_id"] == agent_id
     with urllib.request.urlopen(f"{master.url}/health", timeout=5) as r:  # still healthy
         assert r.status == 200

@@ -114,6 +114,16 @@ class AgentProc:
             self._log.close()
             self._log = None
 
+    def drain(self, timeout: float = 60.0) -> int:
+        """SIGUSR1 (the agent kills its tasks, unregisters and exits); its exit status."""
+        assert self._proc is not None
+        self._proc.send_signal(signal.SIGUSR1)
+        try:
+            return self._proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise
+
     def cleanup(self) -> None:
         """Kill the agent, every process task it started and every container it owns."""
         self.kill()

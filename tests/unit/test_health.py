@@ -17,10 +17,7 @@ from hypothesis import strategies as st
 
 from agent_py.containerizer import PortMapping, TaskSpec
 from agent_py.health import (
-    MAX_TIMEOUT,
     HealthChange,
-    HealthCheckError,
-    HealthCheckSpec,
     HealthState,
     ProbeResult,
     Target,
@@ -31,6 +28,7 @@ from agent_py.health import (
     run_health_checks,
     task_target,
 )
+from paas_common.healthcheck import MAX_TIMEOUT, HealthCheckError, HealthCheckSpec
 
 HTTP = {"type": "HTTP", "http": {"port": 8080}}
 

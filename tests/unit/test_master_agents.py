@@ -235,3 +235,17 @@ def test_reconcile_answers_for_unknown_tasks_follow_mesos() -> None:
     assert state_of(agent.id) == "TASK_GONE"
     assert state_of("elsewhere") == "TASK_UNKNOWN"
     assert state_of(None) == "TASK_UNKNOWN"
+
+
+def test_unregistered_agent_is_forgotten_not_unreachable() -> None:
+    core = new_core()
+    fid, agent_id = running(core, capabilities=PA)
+    out = core.remove_agent(agent_id, NOW + 1)
+    assert persisted(out)[0] == ("agents", agent_id, False) and CloseAgent(agent_id) in out
+    (ev,) = events_of(out, fid)
+    assert (ev["update"]["status"]["state"], ev["update"]["status"]["reason"]) == (
+        "TASK_GONE",
+        "REASON_AGENT_REMOVED",
+    )
+    assert agent_id not in core.agents and agent_id not in core.unreachable_agents
+    assert core.remove_agent(agent_id, NOW + 2) == []

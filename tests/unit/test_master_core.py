@@ -185,3 +185,40 @@ def test_disconnected_framework_is_removed_after_its_failover_timeout() -> None:
     assert core.offers == {} and core.tick(NOW + 29) == [] and fid in core.frameworks
     core.tick(NOW + 30)
     assert fid not in core.frameworks
+
+
+def test_launch_group_is_all_or_nothing() -> None:
+    core, fid, agent_id, offer = setup(cpus=2)
+
+    def group(*tasks: dict[str, Any]) -> dict[str, Any]:
+        op = {"type": "LAUNCH_GROUP", "launch_group": {"task_group": {"tasks": list(tasks)}}}
+        return {"offer_ids": [offer["id"]], "operations": [op]}
+
+    out = core.call(call(fid, "ACCEPT", **group(task("a", agent_id), task("b", agent_id, cpus=2))), NOW)
+    statuses = [e["update"]["status"] for e in events_of(out, fid)]
+    assert [(s["task_id"]["value"], s["state"], s["reason"]) for s in statuses] == [
+        ("a", "TASK_ERROR", "REASON_TASK_GROUP_INVALID"),
+        ("b", "TASK_ERROR", "REASON_TASK_GROUP_INVALID"),
+    ]
+    assert statuses[0]["message"].startswith("Task group is invalid: Task uses more resources")
+    assert to_agents(out) == [] and not core.tasks
+    (ev,) = events_of(core.allocate(NOW + 10), fid)
+    (offer,) = ev["offers"]["offers"]
+    out = core.call(call(fid, "ACCEPT", **group(task("a", agent_id), task("b", agent_id))), NOW + 10)
+    assert [m["run_task"]["task"]["name"] for m in to_agents(out)] == ["a", "b"]
+
+
+def test_invalid_health_check_is_a_task_error() -> None:
+    core, fid, agent_id, offer = setup()
+    bad = {**task("hc", agent_id), "health_check": {"type": "HTTP", "http": {"port": 0}}}
+    out = core.call(call(fid, "ACCEPT", **launch(offer, bad)), NOW)
+    (ev,) = events_of(out, fid)
+    status = ev["update"]["status"]
+    assert status["state"] == "TASK_ERROR" and "health check is invalid" in status["message"]
+    assert "http.port" in status["message"] and to_agents(out) == []
+
+
+def test_malformed_operations_are_ignored_not_fatal() -> None:
+    core, fid, _agent_id, offer = setup()
+    ops = [1, {"type": "LAUNCH", "launch": []}, {"type": "LAUNCH_GROUP", "launch_group": {"task_group": 3}}]
+    assert core.call(call(fid, "ACCEPT", offer_ids=[offer["id"]], operations=ops), NOW) == []
