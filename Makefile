@@ -1,5 +1,5 @@
 # Thin wrappers over scripts/: the scripts are what CI and the README run.
-.PHONY: demo test unit lint bench bench-ensemble bench-launch soak setup
+.PHONY: demo test unit lint bench bench-ensemble bench-launch bench-failover soak setup
 
 setup:
 	bash scripts/setup.sh
@@ -21,6 +21,7 @@ lint: setup
 bench: setup
 	.venv/bin/python bench/zk_bench.py
 	.venv/bin/python bench/alloc_bench.py
+	.venv/bin/python bench/master_failover.py --rounds 3
 
 bench-ensemble: setup
 	.venv/bin/python bench/zk_bench.py --ensemble 3 --repeat 3 --markdown
@@ -29,6 +30,10 @@ bench-ensemble: setup
 # Docker task launches through master-py + agent-py vs a `docker run` loop (needs scripts/docker-setup.sh).
 bench-launch: setup
 	.venv/bin/python bench/launch_bench.py --markdown
+
+# Leader killed -> standby accepting scheduler calls, on zk_py and Apache ZooKeeper.
+bench-failover: setup
+	.venv/bin/python bench/master_failover.py --rounds 5
 
 # The long fault runs (not in CI): many more simulated ZAB runs, and the real-process fault tests repeated.
 soak: setup
