@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,21 +16,9 @@ from tests.support.agents import AgentProc, agent_of, bindable_port, launcher
 from tests.support.docker import TASK_IMAGE, require_engine
 from tests.support.masters import MasterProc
 from tests.support.prometheus import parse
-from tests.support.pymesos_fw import command_task, docker_task, offered_ports, running_master
+from tests.support.pymesos_fw import command_task, docker_task, offered_ports
 
 MiB = 1024 * 1024
-
-
-@pytest.fixture(scope="module")
-def master(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MasterProc]:
-    with running_master(tmp_path_factory.mktemp("master")) as m:
-        yield m
-
-
-@pytest.fixture(scope="module")
-def agent(master: MasterProc, tmp_path_factory: pytest.TempPathFactory) -> Iterator[AgentProc]:
-    with agent_of(tmp_path_factory.mktemp("agent"), master) as a:
-        yield a
 
 
 def web_task(offer: Any) -> dict[str, Any]:

@@ -10,7 +10,7 @@ the sandbox; a recovered agent resumes checking.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +18,6 @@ import pytest
 
 from tests.support.agents import AgentProc, agent_of, agent_updates, bindable_port, launcher
 from tests.support.docker import require_engine
-from tests.support.masters import MasterProc
 from tests.support.pymesos_fw import command_task, docker_task, offered_ports, running_master
 from tests.support.servers import free_port
 
@@ -43,18 +42,6 @@ EXPECTED = [
 ]
 
 TaskMaker = Callable[[Any], dict[str, Any]]
-
-
-@pytest.fixture(scope="module")
-def master(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MasterProc]:
-    with running_master(tmp_path_factory.mktemp("master")) as m:
-        yield m
-
-
-@pytest.fixture(scope="module")
-def agent(master: MasterProc, tmp_path_factory: pytest.TempPathFactory) -> Iterator[AgentProc]:
-    with agent_of(tmp_path_factory.mktemp("agent"), master) as a:
-        yield a
 
 
 def checked(task: dict[str, Any], check: dict[str, Any]) -> dict[str, Any]:

@@ -6,7 +6,6 @@ container is gone.  The agent (tests/support/agents.py) removes every container 
 from __future__ import annotations
 
 import contextlib
-import socket
 import time
 import urllib.error
 import urllib.request
@@ -20,7 +19,7 @@ from docker.errors import NotFound
 from pymesos import MesosSchedulerDriver
 
 from agent_py.containerizer.docker import container_name
-from tests.support.agents import AgentProc
+from tests.support.agents import AgentProc, bindable_port
 from tests.support.clients import WAIT
 from tests.support.docker import require_engine
 from tests.support.masters import MasterProc
@@ -104,18 +103,6 @@ def test_limits_are_in_the_containers_cgroup(launch: Launch, client: docker.Dock
     assert int(memory) == 64 * MiB
 
 
-def free_offered_port(offer: Any) -> int:
-    """The first port of the offer that nothing on this host is listening on (other tests share it)."""
-    for port in offered_ports(offer):
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise AssertionError("no free port in the offer")
-
-
 def http_get(url: str) -> bytes:
     """The body at ``url``, retried until httpd in the container listens (bounded)."""
     deadline = time.monotonic() + WAIT
@@ -134,7 +121,7 @@ def test_port_mapping_from_the_offer_serves_http_on_loopback(launch: Launch) -> 
     chosen: list[int] = []
 
     def web(offer: Any) -> TaskInfo:
-        port = free_offered_port(offer)
+        port = bindable_port(offered_ports(offer))
         chosen.append(port)
         mapping = {"host_port": port, "container_port": 8080, "protocol": "tcp"}
         return docker_task(
