@@ -1,0 +1,320 @@
+"""The group tree as pure data, the way ``/v2/groups`` shows it (``state/RootGroup.scala``, reference §2.2).
+
+A group is ``{"id", "apps": [app…], "groups": [group…], "pods": [], "dependencies": [id…], "version"?,
+"enforceRole"?}`` (``enforceRole`` on top-level groups only); apps are normalized app dicts
+(``appdef``). Trees are values: every function returns a new root and shares untouched subtrees, so
+callers must not mutate what they pass in or get back. As in Marathon, a change stamps ``version`` on
+every group of the tree, and missing parent groups are created on the way.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Collection, Iterator, Mapping
+from typing import Any
+
+from marathon_py import appdef
+from marathon_py.pathid import PathId
+from marathon_py.validation import ApiError, Conflict, ValidationError
+
+Group = dict[str, Any]
+App = dict[str, Any]
+CYCLIC = "Dependency graph has cyclic dependencies."
+SAME_ID = "Groups and Applications may not have the same identifier."
+DEFAULT_PORT_RANGE = (10000, 20000)  # --local_port_min, --local_port_max (inclusive)
+
+
+class PortRangeExhausted(ApiError):
+    """Marathon's ``PortRangeExhaustedException`` (a 500 with this message)."""
+
+    def __init__(self, low: int, high: int) -> None:
+        super().__init__(f"All ports in the range [{low}-{high}) are already in use")
+
+
+def new_group(group_id: str | PathId, version: str | None = None, *, enforce_role: bool = False) -> Group:
+    """An empty group; top-level groups get ``enforceRole`` (``--new_group_enforce_role``, off by default)."""
+    gid = group_id if isinstance(group_id, PathId) else PathId.parse(group_id).canonical()
+    group: Group = {"id": str(gid), "apps": [], "groups": [], "pods": [], "dependencies": []}
+    if version is not None:
+        group["version"] = version
+    if gid.is_top_level:
+        group["enforceRole"] = enforce_role
+    return group
+
+
+def empty_root(version: str | None = None) -> Group:
+    return new_group(PathId.root(), version)
+
+
+def iter_groups(group: Group) -> Iterator[Group]:
+    """``group`` and all groups below it, depth first."""
+    yield group
+    for child in group["groups"]:
+        yield from iter_groups(child)
+
+
+def all_apps(group: Group) -> list[App]:
+    """Every app in ``group`` and below (Marathon's ``transitiveApps``), in tree order."""
+    return [app for g in iter_groups(group) for app in g["apps"]]
+
+
+def apps_by_id(group: Group) -> dict[str, App]:
+    return {app["id"]: app for app in all_apps(group)}
+
+
+def map_apps(group: Group, fn: Callable[[App], App]) -> Group:
+    """The tree with ``fn`` applied to every app, in one pass; unchanged subtrees are shared."""
+    apps = [fn(app) for app in group["apps"]]
+    children = [map_apps(child, fn) for child in group["groups"]]
+    same_apps = all(new is old for new, old in zip(apps, group["apps"], strict=True))
+    if same_apps and all(new is old for new, old in zip(children, group["groups"], strict=True)):
+        return group
+    return {**group, "apps": apps, "groups": children}
+
+
+def find_group(root: Group, group_id: str | PathId) -> Group | None:
+    gid = group_id if isinstance(group_id, PathId) else PathId.parse(group_id).canonical()
+    node: Group | None = root
+    for depth in range(len(gid.segments)):
+        wanted = str(PathId(gid.segments[: depth + 1]))
+        assert node is not None
+        node = next((g for g in node["groups"] if g["id"] == wanted), None)
+        if node is None:
+            return None
+    return node
+
+
+def find_app(root: Group, app_id: str | PathId) -> App | None:
+    aid = app_id if isinstance(app_id, PathId) else PathId.parse(app_id).canonical()
+    parent = find_group(root, aid.parent)
+    return None if parent is None else next((a for a in parent["apps"] if a["id"] == str(aid)), None)
+
+
+def _contains_apps(group: Group) -> bool:
+    return any(g["apps"] or g["pods"] for g in iter_groups(group))
+
+
+def _stamp(group: Group, version: str) -> Group:
+    return {**group, "version": version, "groups": [_stamp(g, version) for g in group["groups"]]}
+
+
+def _update_group(
+    root: Group, gid: PathId, fn: Callable[[Group], Group], version: str | None, enforce_role: bool
+) -> Group:
+    def go(node: Group, depth: int) -> Group:
+        if depth == len(gid.segments):
+            return fn(node)
+        child_id = PathId(gid.segments[: depth + 1])
+        children = list(node["groups"])
+        index = next((i for i, g in enumerate(children) if g["id"] == str(child_id)), None)
+        child = (
+            children[index] if index is not None else new_group(child_id, version, enforce_role=enforce_role)
+        )
+        updated = go(child, depth + 1)
+        if index is None:
+            children.append(updated)
+        else:
+            children[index] = updated
+        return {**node, "groups": children}
+
+    result = go(root, 0)
+    return _stamp(result, version) if version is not None else result
+
+
+def put_group(root: Group, group: Group, version: str | None = None, *, enforce_role: bool = False) -> Group:
+    """``group`` placed at its id (replacing what was there), parents created as needed."""
+    return _update_group(root, PathId.parse(group["id"]), lambda _: group, version, enforce_role)
+
+
+def put_app(root: Group, app: App, version: str | None = None, *, enforce_role: bool = False) -> Group:
+    """``app`` created or replaced in its parent group; an empty group with the same id is dropped."""
+    aid = PathId.parse(app["id"])
+
+    def place(parent: Group) -> Group:
+        apps = list(parent["apps"])
+        index = next((i for i, a in enumerate(apps) if a["id"] == app["id"]), None)
+        if index is None:
+            apps.append(app)
+        else:
+            apps[index] = app
+        groups = [g for g in parent["groups"] if g["id"] != app["id"] or _contains_apps(g)]
+        return {**parent, "apps": apps, "groups": groups}
+
+    return _update_group(root, aid.parent, place, version, enforce_role)
+
+
+def remove(root: Group, path: str | PathId, version: str | None = None) -> Group:
+    """The app or group at ``path`` removed (the root: everything); unchanged but re-stamped if absent."""
+    pid = path if isinstance(path, PathId) else PathId.parse(path).canonical()
+    if pid.is_root:
+        return empty_root(version)
+    key = (
+        "apps" if find_app(root, pid) is not None else "groups" if find_group(root, pid) is not None else None
+    )
+    if key is None:
+        return _stamp(root, version) if version is not None else root
+
+    def drop(parent: Group) -> Group:
+        return {**parent, key: [item for item in parent[key] if item["id"] != str(pid)]}
+
+    return _update_group(root, pid.parent, drop, version, False)
+
+
+def scale_by(root: Group, group_id: str | PathId, factor: float, version: str | None = None) -> Group:
+    """Every app at or below ``group_id`` gets ``instances = ceil(instances * factor)`` (``scaleBy``)."""
+    gid = group_id if isinstance(group_id, PathId) else PathId.parse(group_id).canonical()
+
+    def scale(group: Group) -> Group:
+        apps = [{**app, "instances": math.ceil(app["instances"] * factor)} for app in group["apps"]]
+        return {**group, "apps": apps, "groups": [scale(g) for g in group["groups"]]}
+
+    return _update_group(root, gid, scale, version, False)
+
+
+# dependencies
+
+
+def app_dependencies(root: Group) -> dict[str, set[str]]:
+    """Edges app → apps it depends on (``RootGroup.applicationDependencies``).
+
+    An app's dependency on an app id gives that app, on a group id every app below that group; a
+    group's dependency on a group makes each of its apps depend on every app below the other group.
+    """
+    groups = {g["id"]: g for g in iter_groups(root)}
+    apps = {app["id"]: app for app in all_apps(root)}
+    graph: dict[str, set[str]] = {app_id: set() for app_id in apps}
+    for group in groups.values():
+        for dep in group["dependencies"]:
+            if dep in groups:
+                targets = {a["id"] for a in all_apps(groups[dep])}
+                for app in all_apps(group):
+                    graph[app["id"]] |= targets
+    for app_id, app in apps.items():
+        for dep in app["dependencies"]:
+            if dep in apps:
+                graph[app_id].add(dep)
+            elif dep in groups:
+                graph[app_id] |= {a["id"] for a in all_apps(groups[dep])}
+    return graph
+
+
+def has_cycle(graph: Mapping[str, Collection[str]]) -> bool:
+    """True when the directed graph has a cycle (a self-loop counts), iteratively so depth is unbounded."""
+    state: dict[str, int] = {}  # 1 = on the stack, 2 = done
+    for start in graph:
+        if start in state:
+            continue
+        state[start] = 1
+        stack = [(start, iter(graph[start]))]
+        while stack:
+            node, edges = stack[-1]
+            nxt = next(edges, None)
+            if nxt is None:
+                state[node] = 2
+                stack.pop()
+            elif state.get(nxt) == 1:
+                return True
+            elif nxt not in state:
+                state[nxt] = 1
+                stack.append((nxt, iter(graph.get(nxt, ()))))
+    return False
+
+
+def validate_root(root: Group) -> None:
+    """The root-group rules checked before a deployment: no cycles, no app/group id clash (422)."""
+    details = []
+    if has_cycle(app_dependencies(root)):
+        details.append(("/", CYCLIC))
+    for i, group in enumerate(iter_groups(root)):
+        app_ids = {a["id"] for a in group["apps"]}
+        if any(g["id"] in app_ids for g in group["groups"]):
+            details.append(("/" if i == 0 else f"/groups({i - 1})", SAME_ID))
+    if details:
+        raise ValidationError(details)
+
+
+def check_absent(root: Group, path: str, *, kind: str) -> None:
+    """409 when an app ("app") or group ("group") cannot be created at ``path`` (§1.5 messages)."""
+    if kind == "app" and find_app(root, path) is not None:
+        raise Conflict(f"An app with id [{path}] already exists.")
+    if kind == "group" and find_group(root, path) is not None:
+        raise Conflict(f"Group {path} is already created. Use PUT to change this group.")
+    if kind == "group" and find_app(root, path) is not None:
+        raise Conflict(f"An app with the path {path} already exists.")
+
+
+# versions and service ports, applied to a target tree before it is deployed
+
+
+def set_versions(from_root: Group, to_root: Group, now_iso: str, restarted: Collection[str] = ()) -> Group:
+    """``to_root`` with app versions set by ``appdef.with_version`` against ``from_root``, groups at now."""
+    before = apps_by_id(from_root)
+
+    def version(app: App) -> App:
+        return appdef.with_version(before.get(app["id"]), app, now_iso, restart=app["id"] in restarted)
+
+    return _stamp(map_apps(to_root, version), now_iso)
+
+
+def assign_dynamic_service_ports(
+    from_root: Group, to_root: Group, port_range: tuple[int, int] = DEFAULT_PORT_RANGE
+) -> Group:
+    """``AssignDynamicServiceLogic``: service ports 0 of new or changed apps → cluster-unique ports.
+
+    Ports used by any app of either tree are skipped; an app gets its old ports back first, so re-posting
+    it with zeros keeps its service ports.
+    """
+    low, high = port_range
+    before = apps_by_id(from_root)
+    used = {p for app in [*before.values(), *all_apps(to_root)] for p in appdef.service_ports(app)}
+    free = (p for p in range(low, high + 1) if p not in used)
+
+    def assign(app: App) -> App:
+        old = before.get(app["id"])
+        ports = appdef.service_ports(app)
+        if (old is not None and not appdef.is_upgrade(old, app)) or 0 not in ports:
+            return app
+        candidates = iter([p for p in appdef.service_ports(old or {}) if low <= p <= high and p not in ports])
+        assigned = []
+        for port in ports:
+            if port == 0:
+                port = next(candidates, None) or next(free, None) or 0
+                if port == 0:
+                    raise PortRangeExhausted(low, high)
+            assigned.append(port)
+        return _with_service_ports(app, assigned)
+
+    return map_apps(to_root, assign)
+
+
+def _with_service_ports(app: App, ports: list[int]) -> App:
+    container = app.get("container")
+    if container is not None and container.get("portMappings"):
+        mappings = [{**m, "servicePort": p} for m, p in zip(container["portMappings"], ports, strict=True)]
+        return {**app, "container": {**container, "portMappings": mappings}}
+    definitions = [{**d, "port": p} for d, p in zip(app["portDefinitions"], ports, strict=True)]
+    return {**app, "portDefinitions": definitions}
+
+
+def assign_service_ports(root: Group, app: App, port_range: tuple[int, int] = DEFAULT_PORT_RANGE) -> App:
+    """``app`` (about to replace or join ``root``) with its service ports 0 assigned."""
+    target = assign_dynamic_service_ports(root, put_app(root, app), port_range)
+    assigned = find_app(target, app["id"])
+    assert assigned is not None
+    return assigned
+
+
+def to_json(group: Group, app_json: Callable[[App], dict[str, Any]] | None = None) -> dict[str, Any]:
+    """The group as ``GET /v2/groups`` renders it; ``app_json`` renders each app (``appdef.to_json``)."""
+    render = app_json or appdef.to_json
+    out: dict[str, Any] = {
+        "id": group["id"],
+        "apps": [render(app) for app in group["apps"]],
+        "pods": list(group["pods"]),
+        "groups": [to_json(g, render) for g in group["groups"]],
+        "dependencies": list(group["dependencies"]),
+    }
+    for key in ("version", "enforceRole"):
+        if key in group:
+            out[key] = group[key]
+    return out
