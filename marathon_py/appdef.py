@@ -53,6 +53,8 @@ UPGRADE_FIELDS = (
 )  # fmt: skip
 SET_FIELDS = ("constraints", "healthChecks", "dependencies", "acceptedResourceRoles")
 VERSION_ONLY = "The 'version' field may only be combined with the 'id' field."
+# VersionInfo.NoVersion (Timestamp(0)): the restart marker; the next root update restarts such an app.
+NO_VERSION = "1970-01-01T00:00:00.000Z"
 
 
 def normalize(doc: Any, base: str = "/", *, settings: Settings = DEFAULT_SETTINGS) -> dict[str, Any]:
@@ -175,6 +177,7 @@ def is_only_scale_change(old: Mapping[str, Any], new: Mapping[str, Any]) -> bool
 
 
 def _version_info(app: Mapping[str, Any]) -> tuple[Any, Any]:
+    """Marathon's VersionInfo, which includes the version itself."""
     return app.get("version"), app.get("versionInfo")
 
 
@@ -184,17 +187,22 @@ def needs_restart(old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
 
 
 def mark_for_restart(app: Mapping[str, Any]) -> dict[str, Any]:
-    """The app with Marathon's ``NoVersion``: a deployment will restart it (``POST …/restart``)."""
-    return {key: value for key, value in app.items() if key not in ("version", "versionInfo")}
+    """The app with Marathon's ``NoVersion`` (``markedForRestarting``, ``POST …/restart``): version 0 and no
+    versionInfo, as Marathon renders it. Being in the target root, the marker tells ``with_version`` to
+    restart; an absent version cannot, since freshly normalized (re-posted) apps have none."""
+    out = {key: value for key, value in app.items() if key != "versionInfo"}
+    out["version"] = NO_VERSION
+    return out
 
 
 def with_version(
     old: Mapping[str, Any] | None, new: Mapping[str, Any], now_iso: str, *, restart: bool = False
 ) -> dict[str, Any]:
-    """``new`` with ``version``/``versionInfo`` by ``GroupVersioningUtil``'s rule (§4.2).
+    """``new`` with ``version``/``versionInfo`` by ``GroupVersioningUtil``'s rule (§4.2, Marathon 1.10.26).
 
-    New app or config change: everything is ``now``; scale-only: ``version`` and ``lastScalingAt``;
-    restart: ``version`` and ``lastConfigChangeAt``; otherwise the old values stay.
+    New app or config change: everything is ``now``; scale-only or restart (``restart``, or ``new``
+    marked by ``mark_for_restart``): ``version`` and ``lastScalingAt`` (``withScaleOrRestartChange``;
+    only later Marathons move ``lastConfigChangeAt`` on restart); otherwise the old values stay.
     """
     result = dict(new)
     if old is None or "version" not in old or is_upgrade(old, new):
@@ -205,12 +213,10 @@ def with_version(
         "lastScalingAt": old.get("version"),
         "lastConfigChangeAt": old.get("version"),
     }
-    if is_only_scale_change(old, new):
+    marked = new.get("version") == NO_VERSION and _version_info(old) != _version_info(new)
+    if is_only_scale_change(old, new) or restart or marked:
         result["version"] = now_iso
         result["versionInfo"] = {**previous, "lastScalingAt": now_iso}
-    elif restart:
-        result["version"] = now_iso
-        result["versionInfo"] = {**previous, "lastConfigChangeAt": now_iso}
     else:
         for key in ("version", "versionInfo"):
             result.pop(key, None)

@@ -9,16 +9,17 @@ Marathon 1.10: ``core/deployment/DeploymentPlan.scala`` (plan, steps, actions, D
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
+
+from marathon_py.groups import apps_by_id
 
 JsonDict = dict[str, Any]
 Group = Mapping[str, Any]
 App = Mapping[str, Any]
 Verb = Literal["Start", "Stop", "Scale", "Restart"]
 Kind = Literal["app", "pod"]
-G = TypeVar("G", bound=Mapping[str, Any])
 
 _VERBS: tuple[Verb, ...] = ("Start", "Stop", "Scale", "Restart")
 _STEP_EVENTS = frozenset({"deployment_info", "deployment_step_success", "deployment_step_failure"})
@@ -29,24 +30,6 @@ LOCKED_MESSAGE = (
     "App is locked by one or more deployments. Override with the option '?force=true'. "
     "View details at '/v2/deployments/<DEPLOYMENT_ID>'."
 )
-
-
-def iter_groups(group: G) -> Iterator[G]:
-    """The group and all its transitive subgroups, parents first (Marathon's ``transitiveGroupsById``)."""
-    yield group
-    for sub in group.get("groups") or ():
-        yield from iter_groups(sub)
-
-
-def iter_apps(group: G) -> Iterator[G]:
-    """A group's own apps, then its subgroups' (Marathon's ``transitiveApps`` order)."""
-    yield from group.get("apps") or ()
-    for sub in group.get("groups") or ():
-        yield from iter_apps(sub)
-
-
-def apps_by_id(root: Group) -> dict[str, App]:
-    return {app["id"]: app for app in iter_apps(root)}
 
 
 @dataclass(frozen=True)

@@ -11,14 +11,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Collection, Iterator, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 from marathon_py import appdef
-from marathon_py.pathid import PathId
+from marathon_py.pathid import PathId, canonical
 from marathon_py.validation import ApiError, Conflict, ValidationError
 
 Group = dict[str, Any]
 App = dict[str, Any]
+G = TypeVar("G", bound=Mapping[str, Any])
 CYCLIC = "Dependency graph has cyclic dependencies."
 SAME_ID = "Groups and Applications may not have the same identifier."
 DEFAULT_PORT_RANGE = (10000, 20000)  # --local_port_min, --local_port_max (inclusive)
@@ -29,6 +30,13 @@ class PortRangeExhausted(ApiError):
 
     def __init__(self, low: int, high: int) -> None:
         super().__init__(f"All ports in the range [{low}-{high}) are already in use")
+
+
+class CyclicDependencyError(ValidationError):
+    """The dependency graph has a cycle: Marathon's 422 on the root group (``hasNonCyclicDependencies``)."""
+
+    def __init__(self) -> None:
+        super().__init__([("/", CYCLIC)])
 
 
 def new_group(group_id: str | PathId, version: str | None = None, *, enforce_role: bool = False) -> Group:
@@ -46,19 +54,23 @@ def empty_root(version: str | None = None) -> Group:
     return new_group(PathId.root(), version)
 
 
-def iter_groups(group: Group) -> Iterator[Group]:
-    """``group`` and all groups below it, depth first."""
+def iter_groups(group: G) -> Iterator[G]:
+    """``group`` and all groups below it, depth first, parents first (``transitiveGroupsById``).
+
+    The read-only traversals take sparse groups too (a missing ``apps``/``groups`` is empty), since stored
+    plans refer to the version-less empty root as ``{"id": "/"}``.
+    """
     yield group
-    for child in group["groups"]:
+    for child in group.get("groups") or ():
         yield from iter_groups(child)
 
 
-def all_apps(group: Group) -> list[App]:
+def all_apps(group: Mapping[str, Any]) -> list[App]:
     """Every app in ``group`` and below (Marathon's ``transitiveApps``), in tree order."""
-    return [app for g in iter_groups(group) for app in g["apps"]]
+    return [app for g in iter_groups(group) for app in g.get("apps") or ()]
 
 
-def apps_by_id(group: Group) -> dict[str, App]:
+def apps_by_id(group: Mapping[str, Any]) -> dict[str, App]:
     return {app["id"]: app for app in all_apps(group)}
 
 
@@ -91,7 +103,7 @@ def find_app(root: Group, app_id: str | PathId) -> App | None:
 
 
 def _contains_apps(group: Group) -> bool:
-    return any(g["apps"] or g["pods"] for g in iter_groups(group))
+    return any(g.get("apps") or g.get("pods") for g in iter_groups(group))
 
 
 def _stamp(group: Group, version: str) -> Group:
@@ -174,50 +186,68 @@ def scale_by(root: Group, group_id: str | PathId, factor: float, version: str | 
 # dependencies
 
 
-def app_dependencies(root: Group) -> dict[str, set[str]]:
-    """Edges app → apps it depends on (``RootGroup.applicationDependencies``).
+def app_dependencies(root: Mapping[str, Any]) -> dict[str, set[str]]:
+    """Edges app → apps it depends on (``RootGroup.applicationDependencies``, checked against 1.10.26).
 
     An app's dependency on an app id gives that app, on a group id every app below that group; a
-    group's dependency on a group makes each of its apps depend on every app below the other group.
+    group's dependency on a group makes each of its apps depend on every app below the other group; a
+    group's dependency on an app, and unknown ids, add nothing. Ids are canonical in the model; relative
+    ones still resolve (against the group, or the app's parent), as ``PathId.canonicalPath`` would.
     """
-    groups = {g["id"]: g for g in iter_groups(root)}
-    apps = {app["id"]: app for app in all_apps(root)}
+    apps = apps_by_id(root)
+    below = {g["id"]: {a["id"] for a in all_apps(g)} for g in iter_groups(root)}
     graph: dict[str, set[str]] = {app_id: set() for app_id in apps}
-    for group in groups.values():
-        for dep in group["dependencies"]:
-            if dep in groups:
-                targets = {a["id"] for a in all_apps(groups[dep])}
-                for app in all_apps(group):
-                    graph[app["id"]] |= targets
+    for group in iter_groups(root):
+        for dep in group.get("dependencies") or ():
+            targets = below.get(canonical(dep, group["id"]), set())
+            for app_id in below[group["id"]]:
+                graph[app_id] |= targets
     for app_id, app in apps.items():
-        for dep in app["dependencies"]:
-            if dep in apps:
-                graph[app_id].add(dep)
-            elif dep in groups:
-                graph[app_id] |= {a["id"] for a in all_apps(groups[dep])}
+        parent = PathId.parse(app_id).parent
+        for dep in app.get("dependencies") or ():
+            dep_id = canonical(dep, parent)
+            graph[app_id] |= {dep_id} if dep_id in apps else below.get(dep_id, set())
     return graph
 
 
-def has_cycle(graph: Mapping[str, Collection[str]]) -> bool:
-    """True when the directed graph has a cycle (a self-loop counts), iteratively so depth is unbounded."""
-    state: dict[str, int] = {}  # 1 = on the stack, 2 = done
+def dependency_depths(graph: Mapping[str, Collection[str]]) -> dict[str, int]:
+    """Vertices on the longest path from each vertex (1 = depends on nothing): the planner's layers.
+
+    Raises ``CyclicDependencyError`` on a cycle (a self-loop counts); iterative, so depth is unbounded.
+    """
+    depth: dict[str, int] = {}
     for start in graph:
-        if start in state:
+        if start in depth:
             continue
-        state[start] = 1
+        on_path = {start}
         stack = [(start, iter(graph[start]))]
         while stack:
             node, edges = stack[-1]
             nxt = next(edges, None)
             if nxt is None:
-                state[node] = 2
                 stack.pop()
-            elif state.get(nxt) == 1:
-                return True
-            elif nxt not in state:
-                state[nxt] = 1
+                on_path.discard(node)
+                depth[node] = 1 + max((depth[d] for d in graph.get(node, ())), default=0)
+            elif nxt in on_path:
+                raise CyclicDependencyError()
+            elif nxt not in depth:
+                on_path.add(nxt)
                 stack.append((nxt, iter(graph.get(nxt, ()))))
+    return depth
+
+
+def has_cycle(graph: Mapping[str, Collection[str]]) -> bool:
+    """True when the directed graph has a cycle; vertices that are only edge targets depend on nothing."""
+    try:
+        dependency_depths(graph)
+    except CyclicDependencyError:
+        return True
     return False
+
+
+def validate_dependencies(root: Mapping[str, Any]) -> None:
+    """Raise ``CyclicDependencyError`` when the root's dependency graph has a cycle."""
+    dependency_depths(app_dependencies(root))
 
 
 def validate_root(root: Group) -> None:
@@ -246,8 +276,12 @@ def check_absent(root: Group, path: str, *, kind: str) -> None:
 # versions and service ports, applied to a target tree before it is deployed
 
 
-def set_versions(from_root: Group, to_root: Group, now_iso: str, restarted: Collection[str] = ()) -> Group:
-    """``to_root`` with app versions set by ``appdef.with_version`` against ``from_root``, groups at now."""
+def set_versions(
+    from_root: Mapping[str, Any], to_root: Group, now_iso: str, restarted: Collection[str] = ()
+) -> Group:
+    """``to_root`` with app versions set by ``appdef.with_version`` against ``from_root``, groups at now
+    (``GroupVersioningUtil.updateVersionInfoForChangedApps``, what every root update applies first).
+    ``restarted`` ids restart as if ``appdef.mark_for_restart`` had marked them."""
     before = apps_by_id(from_root)
 
     def version(app: App) -> App:

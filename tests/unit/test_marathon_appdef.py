@@ -736,8 +736,8 @@ def test_with_version_rules() -> None:
     assert changed["versionInfo"] == {"lastScalingAt": LATER, "lastConfigChangeAt": LATER}
     same = appdef.with_version(old, variant(), LATER)
     assert same["version"] == NOW and same["versionInfo"] == old["versionInfo"]
-    restarted = appdef.with_version(old, variant(), LATER, restart=True)
-    assert restarted["versionInfo"] == {"lastScalingAt": NOW, "lastConfigChangeAt": LATER}
+    restarted = appdef.with_version(old, variant(), LATER, restart=True)  # withScaleOrRestartChange (1.10)
+    assert restarted["versionInfo"] == {"lastScalingAt": LATER, "lastConfigChangeAt": NOW}
     only_version = {**old, "versionInfo": None}
     del only_version["versionInfo"]
     assert appdef.with_version(only_version, variant(instances=7), LATER)["versionInfo"] == {

@@ -156,6 +156,18 @@ def test_cycles_are_rejected_with_marathons_message() -> None:
     assert groups.has_cycle(groups.app_dependencies(inner))  # a group depending on its parent: self-loop
 
 
+def test_dependency_layers_and_the_cycle_error_planner_and_api_share() -> None:
+    assert groups.dependency_depths({"/a": {"/b"}, "/b": set(), "/c": {"/a", "/b"}}) == {
+        "/b": 1,
+        "/a": 2,
+        "/c": 3,
+    }
+    root = tree(app("/a", dependencies=["/b"]), app("/b", dependencies=["/a"]))
+    with pytest.raises(groups.CyclicDependencyError) as exc:
+        groups.validate_dependencies(root)
+    assert exc.value.status == 422 and errors_of(exc) == {"/": ["Dependency graph has cyclic dependencies."]}
+
+
 def test_cycle_detection_has_no_recursion_limit() -> None:
     chain = {str(i): {str(i + 1)} for i in range(20000)}
     assert not groups.has_cycle(chain)
@@ -173,13 +185,27 @@ def test_set_versions_against_the_old_tree() -> None:
     new = groups.set_versions(old, target, V2, restarted=("/a",))
     info = {a["id"]: (a["version"], a["versionInfo"]) for a in groups.all_apps(new)}
     assert info == {
-        "/a": (V2, {"lastScalingAt": V1, "lastConfigChangeAt": V2}),
+        "/a": (V2, {"lastScalingAt": V2, "lastConfigChangeAt": V1}),  # a restart is no config change (1.10)
         "/b": (V2, {"lastScalingAt": V2, "lastConfigChangeAt": V1}),
         "/c": (V2, {"lastScalingAt": V2, "lastConfigChangeAt": V2}),
         "/d": (V2, {"lastScalingAt": V2, "lastConfigChangeAt": V2}),
     }
     untouched = groups.set_versions(old, tree(app("/a")), V2)
     assert groups.find_app(untouched, "/a")["version"] == V1 and untouched["version"] == V2  # type: ignore[index]
+
+
+def test_restart_marker_in_the_target_restarts() -> None:
+    """POST /v2/apps/{id}/restart puts the app marked (NoVersion) into the target; a version-less re-post
+    is no restart."""
+    old = groups.set_versions(groups.empty_root(), tree(app("/a")), V1)
+    marked = appdef.mark_for_restart(groups.find_app(old, "/a") or {})
+    assert marked["version"] == appdef.NO_VERSION and "versionInfo" not in marked
+    restarted = groups.find_app(groups.set_versions(old, groups.put_app(old, marked), V2), "/a")
+    assert restarted is not None and appdef.needs_restart(groups.find_app(old, "/a") or {}, restarted)
+    assert (restarted["version"], restarted["versionInfo"]) == (
+        V2,
+        {"lastScalingAt": V2, "lastConfigChangeAt": V1},
+    )
 
 
 # --- service ports -----------------------------------------------------------------------------------------

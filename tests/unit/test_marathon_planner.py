@@ -13,12 +13,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from marathon_py.appdef import mark_for_restart
 from marathon_py.deployment import (
     DeploymentAction,
     DeploymentPlan,
     DeploymentStep,
     StepInfo,
-    apps_by_id,
     deployment_info_json,
     deployment_result_json,
     dry_run_json,
@@ -30,18 +30,11 @@ from marathon_py.deployment import (
     plan_json,
     step_info,
 )
-from marathon_py.planner import (
-    CYCLE_MESSAGE,
-    CyclicDependencyError,
-    conflicts,
-    dependency_graph,
-    mark_for_restart,
-    plan,
-    revert,
-    revert_root,
-    validate_dependencies,
-    with_versions,
-)
+from marathon_py.groups import CYCLIC as CYCLE_MESSAGE
+from marathon_py.groups import CyclicDependencyError, apps_by_id, validate_dependencies
+from marathon_py.groups import app_dependencies as dependency_graph
+from marathon_py.groups import set_versions as with_versions
+from marathon_py.planner import conflicts, plan, revert, revert_root
 
 V0, V1, V2 = "2020-01-01T00:00:00.000Z", "2020-01-02T00:00:00.000Z", "2020-01-03T00:00:00.000Z"
 Json = dict[str, Any]
