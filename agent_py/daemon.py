@@ -38,7 +38,6 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
-from kazoo.client import KazooClient
 
 from agent_py.checkpoint import CheckpointStore, TaskCheckpoint
 from agent_py.containerizer import (
@@ -63,9 +62,10 @@ from agent_py.health import (
 from agent_py.http import start_server
 from agent_py.views import TERMINAL, AgentView
 from paas_common.healthcheck import HealthCheckError, HealthCheckSpec
+from paas_common.mesosmaster import leader_url_from_zk, parse_master
 from paas_common.recordio import Decoder
 from paas_common.resources import Resources
-from paas_common.zkleader import leader_info, leader_url, parse_zk_url
+from paas_common.zkleader import ZkUrl
 
 log = logging.getLogger("agent_py")
 
@@ -289,27 +289,18 @@ class Agent:
     # ---------------------------------------------------------------- master session
 
     async def _detect(self) -> str:
-        if not self.cfg.master.startswith("zk://"):
-            master = self.cfg.master.removeprefix("http://").rstrip("/")
-            return f"http://{master}"
-        zk = parse_zk_url(self.cfg.master)
-
-        def lookup() -> dict[str, Any] | None:
-            client = KazooClient(hosts=zk.hosts, timeout=5.0)
-            try:
-                client.start(timeout=10.0)
-                return leader_info(client, zk.path)
-            finally:
-                client.stop()
-                client.close()
-
+        """The leader's base URL: from ZooKeeper, else the (first) configured master, which redirects
+        to the leader if it is a standby.  ValueError for a malformed ``--master``."""
+        spec = parse_master(self.cfg.master)
+        if not isinstance(spec, ZkUrl):
+            return spec[0]
         try:
-            info = await asyncio.to_thread(lookup)
+            url = await asyncio.to_thread(leader_url_from_zk, spec, 10.0)
         except Exception as e:
             raise SessionError(f"cannot read the leader from {self.cfg.master}: {e}") from None
-        if info is None:
+        if url is None:
             raise SessionError(f"no leading master in {self.cfg.master}")
-        return leader_url(info)
+        return url
 
     async def _sessions(self) -> None:
         """Register and follow the stream; on any loss, start over after a bounded backoff."""

@@ -1,11 +1,12 @@
 """marathon_py's connection to the Mesos master: one v1 scheduler API subscription, kept alive (asyncio edge).
 
 An ordinary framework on the HTTP API, the path pymesos takes (shared/reference/mesos.md §2, §5, §6):
-find the leader (``host:port`` list or ``zk://…`` through the ``json.info_`` znodes), POST SUBSCRIBE with
-the stored framework id, follow 307s to the leader, read the RecordIO stream, send calls with its
-``Mesos-Stream-Id``.  A stream that ends or stays silent for 5 heartbeat intervals is dead (mesos.md §2.4):
-the client re-subscribes with the same framework id, with bounded exponential backoff, whichever master
-leads by then; 503 (no leader yet, recovering) is retried the same way.
+find the leader (``host:port`` list or ``zk://…`` through the ``json.info_`` znodes, each time in a short
+ZooKeeper session: paas_common.mesosmaster), POST SUBSCRIBE with the stored framework id, follow 307s to
+the leader, read the RecordIO stream, send calls with its ``Mesos-Stream-Id``.  A stream that ends or
+stays silent for 5 heartbeat intervals is dead (mesos.md §2.4): the client re-subscribes with the same
+framework id, with bounded exponential backoff, whichever master leads by then; 503 (no leader yet,
+recovering) is retried the same way.
 
 Delivery is at least once and the consumer decides: each event is awaited by ``handler`` in stream order,
 and an UPDATE carrying a uuid is acknowledged only after the handler returned (``auto_ack``), or when the
@@ -25,16 +26,15 @@ import random
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Self
-from urllib.parse import urlsplit
 
 import aiohttp
-from kazoo.client import KazooClient
 from kazoo.exceptions import KazooException
 from kazoo.handlers.threading import KazooTimeoutError
 
-from marathon_py import schedcalls as sc
 from paas_common import recordio
-from paas_common.zkleader import ZkUrl, leader_info, leader_url, parse_zk_url
+from paas_common import schedapi as sc
+from paas_common.mesosmaster import leader_url_from_zk, parse_master, redirect_base
+from paas_common.zkleader import ZkUrl
 
 log = logging.getLogger("marathon_py.mesos")
 
@@ -98,38 +98,6 @@ class _Retry(Exception):
     """This attempt failed for a reason that may pass: try again after the backoff."""
 
 
-def parse_master(spec: str) -> ZkUrl | tuple[str, ...]:
-    """``--master``: ``zk://hosts/path`` or ``host:port[,host:port…]`` (``http://`` URLs too); ValueError."""
-    spec = spec.strip()
-    if spec.startswith("zk://"):
-        return parse_zk_url(spec)
-    urls = []
-    for part in (p.strip() for p in spec.split(",")):
-        parts = urlsplit(part if "://" in part else f"http://{part}")
-        try:
-            port = parts.port
-        except ValueError:
-            port = None
-        if parts.scheme not in ("http", "https") or not parts.hostname or port is None:
-            raise ValueError(f"expected host:port[,host:port...] or zk://host:port/path, got {spec!r}")
-        urls.append(f"{parts.scheme}://{parts.netloc}")
-    return tuple(urls)
-
-
-def redirect_base(current: str, location: str) -> str:
-    """The leader's ``scheme://host:port`` from a 307 ``Location``: Mesos sends ``//host:port/path``
-    (protocol-relative); the docs show a bare ``host:port`` (mesos.md §2.6); pymesos takes both."""
-    scheme = urlsplit(current).scheme or "http"
-    if location.startswith("//"):
-        location = f"{scheme}:{location}"
-    elif "://" not in location:
-        location = f"{scheme}://{location}"
-    parts = urlsplit(location)
-    if not parts.netloc:
-        raise ValueError(f"redirect to {location!r} names no master")
-    return f"{parts.scheme}://{parts.netloc}"
-
-
 def backoff(attempt: int, options: ClientOptions, rng: random.Random) -> float:
     """Exponential, capped, jittered (several Marathons must not re-subscribe in lockstep)."""
     cap = min(options.backoff_max, options.backoff_min * 2.0 ** min(attempt, 30))
@@ -169,7 +137,6 @@ class MesosClient:
         self._rng = random.Random()
         self._session: aiohttp.ClientSession | None = None
         self._task: asyncio.Task[None] | None = None
-        self._zk: KazooClient | None = None
 
     @property
     def framework_id(self) -> str | None:
@@ -230,14 +197,12 @@ class MesosClient:
             await asyncio.wait([task], timeout=self.options.request_timeout)
         if self._session is not None:
             await self._session.close()
-        if self._zk is not None:
-            zk, self._zk = self._zk, None
-            await asyncio.to_thread(lambda: (zk.stop(), zk.close()))
 
     # ------------------------------------------------------------------ calls
 
     async def call(self, call: Mapping[str, Any]) -> None:
-        """Send a :mod:`schedcalls` call on the current subscription: 2xx, else :class:`CallError`."""
+        """Send a :mod:`paas_common.schedapi` call on the current subscription (stamped with the framework
+        id): 2xx, else :class:`CallError`."""
         fid, sid, leader = self._framework_id, self._stream_id, self.leader
         if not self.connected or fid is None or sid is None or leader is None or self._session is None:
             raise NotSubscribed(f"{call.get('type')}: no subscription is up")
@@ -294,30 +259,15 @@ class MesosClient:
     async def _discover(self) -> str:
         if isinstance(self.master, ZkUrl):
             try:
-                info = await asyncio.to_thread(self._zk_leader, self.master)
+                leader = await asyncio.to_thread(leader_url_from_zk, self.master, self.options.zk_timeout)
             except (KazooException, KazooTimeoutError) as e:
                 raise _Retry(f"ZooKeeper {self.master.hosts}: {type(e).__name__} {e}") from None
-            if info is None:
+            if leader is None:
                 raise _Retry(f"no master in ZooKeeper at {self.master.path}")
-            return leader_url(info)
+            return leader
         url = self.master[self._next_master % len(self.master)]
         self._next_master += 1  # the next attempt tries the next one (a standby redirects anyway)
         return url
-
-    def _zk_leader(self, zk_url: ZkUrl) -> dict[str, Any] | None:
-        if self._zk is None:
-            zk = KazooClient(hosts=zk_url.hosts, timeout=self.options.zk_timeout)
-            try:
-                zk.start(timeout=self.options.zk_timeout)
-            except BaseException:
-                zk.close()
-                raise
-            if self._closing:  # close() ran meanwhile and cannot see this client
-                zk.stop()
-                zk.close()
-                raise _Retry("closing")
-            self._zk = zk
-        return leader_info(self._zk, zk_url.path)
 
     async def _open(self) -> aiohttp.ClientResponse:
         """POST SUBSCRIBE, following redirects to the leader; the 200 response (its stream not yet read)."""

@@ -75,7 +75,9 @@ class Master:
         timeouts = AgentTimeouts(
             cfg.agent_ping_timeout, cfg.max_agent_ping_timeouts, cfg.agent_reregister_timeout
         )
-        self.core = MasterCore(self.id, self.info, timeouts=timeouts)
+        self.core = MasterCore(
+            self.id, self.info, timeouts=timeouts, heartbeat_interval=cfg.heartbeat_interval
+        )
         self.registry: ZkRegistry | None = None
         self._registry_lock = asyncio.Lock()
         self._election: asyncio.Task[None] | None = None

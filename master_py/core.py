@@ -44,11 +44,13 @@ class MasterCore:
         master_info: dict[str, Any],
         allocator: Allocator | None = None,
         timeouts: AgentTimeouts | None = None,
+        heartbeat_interval: float = events.HEARTBEAT_INTERVAL_S,
     ) -> None:
         self.master_id = master_id
         self.master_info = master_info
         self.allocator = allocator or Allocator()
         self.timeouts = timeouts or AgentTimeouts()
+        self.heartbeat_interval = heartbeat_interval
         self.frameworks: dict[str, Framework] = {}
         self.completed_frameworks: list[Framework] = []
         self.agents: dict[str, Agent] = {}
@@ -371,7 +373,7 @@ class MasterCore:
         fw.recovered = False
         fw.failover_deadline = None
         out.insert(0, Persist("frameworks", fw.id, fw.entry()))
-        out.append(ToFramework(fw.id, events.subscribed(fw.id, self.master_info)))
+        out.append(ToFramework(fw.id, events.subscribed(fw.id, self.master_info, self.heartbeat_interval)))
         return fw, out
 
     def disconnected(self, framework_id: str, stream_id: str, now: float) -> None:

@@ -10,12 +10,16 @@ HEARTBEAT_INTERVAL_S = 15.0  # DEFAULT_HEARTBEAT_INTERVAL
 Event = dict[str, Any]
 
 
-def subscribed(framework_id: str, master_info: dict[str, Any]) -> Event:
+def subscribed(
+    framework_id: str, master_info: dict[str, Any], heartbeat_interval: float = HEARTBEAT_INTERVAL_S
+) -> Event:
+    """SUBSCRIBED announces the interval the master sends HEARTBEATs at: schedulers that see nothing for
+    a few intervals take the stream for dead, so it must be the one the master really uses."""
     return {
         "type": "SUBSCRIBED",
         "subscribed": {
             "framework_id": {"value": framework_id},
-            "heartbeat_interval_seconds": HEARTBEAT_INTERVAL_S,
+            "heartbeat_interval_seconds": heartbeat_interval,
             "master_info": master_info,
         },
     }

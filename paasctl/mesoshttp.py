@@ -4,7 +4,8 @@ A request follows 307/308 redirects (Mesos' ``//host:port/path`` form included),
 leader change in between costs one more hop, not an error; a failure to talk to the server becomes one
 :class:`CliError` naming it (exit 3).  The leading master is found the way frameworks find it: through
 ZooKeeper's ``json.info_`` group (``zk://…``, read with paas_common.zkleader), or by asking any master
-for ``/master/redirect`` (a standby answers 307 to the leader).
+for ``/master/redirect`` (a standby answers 307 to the leader).  Addresses, redirects and the ZooKeeper
+read are paas_common.mesosmaster's, as for every client of the master; the messages are paasctl's.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
-from paas_common.zkleader import ZkUrlError, leader_info, leader_url, parse_zk_url
+from paas_common.mesosmaster import InvalidPort, address, redirect_base, zk_leader_url
+from paas_common.zkleader import ZkUrlError, parse_zk_url
 from paasctl.common import EXIT_CONNECTION, EXIT_FAILED, CliError, UsageError
 from paasctl.zk import open_session
 
@@ -29,16 +31,12 @@ JsonDoc = Any
 
 def base_url(value: str, default_port: int, what: str) -> str:
     """``host:port``, ``host`` or ``http://host:port[/]`` → ``http://host:port``; UsageError otherwise."""
-    text = value.strip()
-    parts = urlsplit(text if "//" in text else f"//{text}", scheme="http")
     try:
-        port = parts.port or default_port
-    except ValueError:
+        return address(value, default_port=default_port, schemes=("http",))
+    except InvalidPort:
         raise UsageError(f"{what} {value!r}: invalid port") from None
-    if parts.scheme != "http" or not parts.hostname or parts.path not in ("", "/") or parts.query:
-        raise UsageError(f"{what} {value!r}: expected host:port or http://host:port")
-    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
-    return f"http://{host}:{port}"
+    except ValueError:
+        raise UsageError(f"{what} {value!r}: expected host:port or http://host:port") from None
 
 
 def describe_error(err: BaseException) -> str:
@@ -166,7 +164,11 @@ def find_leader(master: str, timeout: float, verbose: bool = False) -> str:
     base = base_url(master, MASTER_PORT, "--master")
     reply = request("GET", f"{base}/master/redirect", timeout=timeout, what="master", follow=False)
     if reply.status in (307, 308) and reply.location:
-        return base_url(urljoin(base + "/", reply.location), MASTER_PORT, "leader")
+        try:
+            leader = redirect_base(base, reply.location)
+        except ValueError as e:
+            raise CliError(f"{base}: {e}", EXIT_CONNECTION, "no_leader", url=base) from None
+        return base_url(leader, MASTER_PORT, "leader")
     if reply.status == 503:
         raise CliError(f"no leading master (asked {base})", EXIT_CONNECTION, "no_leader", url=base)
     return base  # 404 (no /redirect) or 200: this master is as good a guess as any
@@ -180,13 +182,13 @@ def _leader_from_zk(master: str, timeout: float, verbose: bool) -> str:
     session = argparse.Namespace(zk=zk.hosts, auth=None, timeout=timeout, verbose=verbose)
     with open_session(session) as s:
         try:
-            info = leader_info(s.client, zk.path)
+            leader = zk_leader_url(s.client, zk.path)
         except Exception as e:
             raise s.error(e, zk.path) from None
-    if info is None:
+    if leader is None:
         raise CliError(
             f"no leading master in {master} (no json.info_ member under {zk.path})",
             EXIT_CONNECTION,
             "no_leader",
         )
-    return leader_url(info)
+    return leader

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from paas_common.recordio import Decoder, RecordIOError
+from paas_common.schedapi import Event, decode_event, stamp, teardown
 from paasctl.common import (
     EXIT_CONNECTION,
     EXIT_FAILED,
@@ -41,15 +42,7 @@ from paasctl.common import (
 from paasctl.mesos import leaf_options
 from paasctl.mesoshttp import describe_error, find_leader, open_url, request
 from paasctl.options import amount, seconds
-from paasctl.scheduler import (
-    FRAMEWORK_NAME,
-    OneShot,
-    PortMapping,
-    RunSpec,
-    call,
-    decode_event,
-    subscribe_call,
-)
+from paasctl.scheduler import FRAMEWORK_NAME, OneShot, PortMapping, RunSpec, subscribe_call
 
 DEFAULT_RUN_TIMEOUT = 600.0
 MAX_RUN_TIMEOUT = 7 * 86400.0
@@ -89,7 +82,7 @@ class SchedulerClient:
         self.url = master_url.rstrip("/") + SCHEDULER_PATH
         self.timeout = timeout
         self.stream_id = ""
-        self.events: queue.Queue[dict[str, Any] | StreamEnded] = queue.Queue()
+        self.events: queue.Queue[Event | StreamEnded] = queue.Queue()
         self._conn: http.client.HTTPConnection | None = None
         self._reader: threading.Thread | None = None
 
@@ -209,7 +202,7 @@ def execute(
     finally:
         if machine.framework_id:
             with contextlib.suppress(CliError):
-                client.send(call("TEARDOWN", machine.framework_id))
+                client.send(stamp(teardown(), machine.framework_id))
         client.close()
 
 

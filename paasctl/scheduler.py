@@ -3,18 +3,38 @@
 :class:`OneShot` holds the whole behaviour of a framework that runs one task — decline offers that do
 not fit (briefly: the cluster may free resources), launch on the first that does, acknowledge and print
 each status update once, kill on request — with no I/O and no clock, so every step is unit-tested
-(tests/unit/test_paasctl_format.py); paasctl.run moves its calls and events over HTTP.  The JSON is
-the v1 scheduler API's (shared/reference/mesos.md §2): Call and Event objects, ids as ``{"value": …}``.
+(tests/unit/test_paasctl_format.py); paasctl.run moves its calls and events over HTTP.  Calls and
+events are paas_common.schedapi's (the v1 scheduler API, shared/reference/mesos.md §2); calls leave here
+stamped with the framework id.
 """
 
 from __future__ import annotations
 
-import json
 import shlex
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from paas_common.resources import ResourceError, Resources, coalesce
+from paas_common.schedapi import (
+    Error,
+    Event,
+    Failure,
+    JsonObj,
+    Offers,
+    Subscribed,
+    TaskStatus,
+    Update,
+    accept,
+    acknowledgement,
+    decline,
+    kill,
+    launch,
+    offer_id,
+    stamp,
+    subscribe,
+    suppress,
+)
 
 FRAMEWORK_NAME = "paasctl-run"
 DECLINE_SECONDS = 2.0  # offers that do not fit come back soon: the cluster may free resources
@@ -52,17 +72,10 @@ class RunSpec:
         return Resources.scalars({"cpus": self.cpus, "mem": self.mem}, self.role)
 
 
-def call(kind: str, framework_id: str, payload: dict[str, Any] | None = None) -> dict[str, Any]:
-    """A scheduler Call: ``{"type", "framework_id", "<kind>": payload}``."""
-    doc: dict[str, Any] = {"type": kind, "framework_id": {"value": framework_id}}
-    if payload is not None:
-        doc[kind.lower()] = payload
-    return doc
-
-
-def subscribe_call(user: str, hostname: str, role: str = "*") -> dict[str, Any]:
+def subscribe_call(user: str, hostname: str, role: str = "*") -> JsonObj:
+    """SUBSCRIBE as a new framework that does not outlive its connection (failover timeout 0)."""
     info = {"user": user, "name": FRAMEWORK_NAME, "hostname": hostname, "role": role, "failover_timeout": 0.0}
-    return {"type": "SUBSCRIBE", "subscribe": {"framework_info": info}}
+    return subscribe(info)
 
 
 def command_info(spec: RunSpec) -> dict[str, Any]:
@@ -76,7 +89,7 @@ def command_info(spec: RunSpec) -> dict[str, Any]:
     return info
 
 
-def match_offer(spec: RunSpec, offer: dict[str, Any]) -> tuple[Resources, list[int]] | str:
+def match_offer(spec: RunSpec, offer: Mapping[str, Any]) -> tuple[Resources, list[int]] | str:
     """The task's resources (with the host ports picked) if the offer fits, else why not."""
     try:
         offered = Resources.from_json(offer.get("resources") or [])
@@ -100,7 +113,7 @@ def match_offer(spec: RunSpec, offer: dict[str, Any]) -> tuple[Resources, list[i
 
 
 def task_info(
-    spec: RunSpec, offer: dict[str, Any], resources: Resources, host_ports: list[int]
+    spec: RunSpec, offer: Mapping[str, Any], resources: Resources, host_ports: list[int]
 ) -> dict[str, Any]:
     info: dict[str, Any] = {
         "name": spec.name,
@@ -121,24 +134,16 @@ def task_info(
     return info
 
 
-def format_status(status: dict[str, Any]) -> str:
+def format_status(status: TaskStatus) -> str:
     """``TASK_FAILED: Command exited with status 3 (REASON_COMMAND_EXECUTOR_FAILED)``."""
-    line = str(status.get("state", "?"))
-    if status.get("message"):
-        line += f": {status['message']}"
-    if status.get("reason"):
-        line += f" ({status['reason']})"
-    if "healthy" in status:
-        line += " [healthy]" if status["healthy"] else " [unhealthy]"
+    line = status.state
+    if status.message:
+        line += f": {status.message}"
+    if status.reason:
+        line += f" ({status.reason})"
+    if status.healthy is not None:
+        line += " [healthy]" if status.healthy else " [unhealthy]"
     return line
-
-
-def decode_event(record: bytes) -> dict[str, Any]:
-    """One RecordIO record → an Event object; ValueError when it is not one."""
-    event = json.loads(record)
-    if not isinstance(event, dict) or not isinstance(event.get("type"), str):
-        raise ValueError(f"not a scheduler event: {record[:80]!r}")
-    return event
 
 
 def _value(obj: Any) -> str:
@@ -149,7 +154,7 @@ def _value(obj: Any) -> str:
 class Step:
     """What one event asks of the driver: calls to send (in order) and lines to print."""
 
-    calls: list[dict[str, Any]] = field(default_factory=list)
+    calls: list[JsonObj] = field(default_factory=list)
     lines: list[str] = field(default_factory=list)
 
 
@@ -164,7 +169,7 @@ class OneShot:
     launched: bool = False
     error: str | None = None
     mismatch: str | None = None  # why the latest offer that did not fit did not
-    updates: list[dict[str, Any]] = field(default_factory=list)
+    updates: list[dict[str, Any]] = field(default_factory=list)  # TaskStatus JSON, as printed
 
     @property
     def state(self) -> str | None:
@@ -174,45 +179,40 @@ class OneShot:
     def done(self) -> bool:
         return self.error is not None or self.state in TERMINAL
 
-    def on_event(self, event: dict[str, Any]) -> Step:
-        kind = event.get("type")
-        body = event.get(str(kind).lower())
-        body = body if isinstance(body, dict) else {}
-        if kind == "SUBSCRIBED":
-            self.framework_id = _value(body.get("framework_id"))
+    def on_event(self, event: Event) -> Step:
+        if isinstance(event, Subscribed):
+            self.framework_id = event.framework_id
             return Step(lines=[f"subscribed as framework {self.framework_id}"])
-        if kind == "OFFERS":
-            return self._offers([o for o in body.get("offers") or [] if isinstance(o, dict)])
-        if kind == "UPDATE":
-            status = body.get("status")
-            return self._update(status) if isinstance(status, dict) else Step()
-        if kind == "ERROR":
-            self.error = str(body.get("message") or "unknown error")
+        if isinstance(event, Offers):
+            return self._offers(event.offers)
+        if isinstance(event, Update):
+            return self._update(event.status)
+        if isinstance(event, Error):
+            self.error = event.message or "unknown error"
             return Step(lines=[f"framework error: {self.error}"])
-        if kind == "FAILURE" and self.launched and _value(body.get("agent_id")) == self.agent_id:
+        if isinstance(event, Failure) and self.launched and event.agent_id == self.agent_id:
             return Step(lines=[f"agent {self.agent_id} failed"])
         return Step()  # HEARTBEAT, RESCIND, MESSAGE, ...
 
-    def _offers(self, offers: list[dict[str, Any]]) -> Step:
+    def _stamped(self, call: JsonObj) -> JsonObj:
+        return stamp(call, self.framework_id)
+
+    def _offers(self, offers: Iterable[Mapping[str, Any]]) -> Step:
         step = Step()
-        declined: list[Any] = []
+        declined: list[str] = []
         for offer in offers:
             fit = None if self.launched else match_offer(self.spec, offer)
             if not isinstance(fit, tuple):
-                declined.append(offer.get("id"))
+                declined.append(offer_id(offer))
                 self.mismatch = fit if fit is not None else self.mismatch
                 continue
             resources, host_ports = fit
             self.launched = True
             self.agent_id = _value(offer.get("agent_id"))
             self.hostname = str(offer.get("hostname", ""))
-            launch = {
-                "type": "LAUNCH",
-                "launch": {"task_infos": [task_info(self.spec, offer, resources, host_ports)]},
-            }
-            accept = {"offer_ids": [offer.get("id")], "operations": [launch]}
-            step.calls.append(call("ACCEPT", self.framework_id, accept | _filters(DONE_DECLINE_SECONDS)))
-            step.calls.append(call("SUPPRESS", self.framework_id))
+            operation = launch([task_info(self.spec, offer, resources, host_ports)])
+            step.calls.append(self._stamped(accept([offer_id(offer)], [operation], DONE_DECLINE_SECONDS)))
+            step.calls.append(self._stamped(suppress()))
             ports = f" ports {host_ports}" if host_ports else ""
             step.lines.append(
                 f"TASK_STAGING: task {self.spec.task_id} on agent {self.agent_id} ({self.hostname}) "
@@ -220,28 +220,25 @@ class OneShot:
             )
         if declined:
             refuse = DONE_DECLINE_SECONDS if self.launched else DECLINE_SECONDS
-            step.calls.insert(
-                0, call("DECLINE", self.framework_id, {"offer_ids": declined} | _filters(refuse))
-            )
+            step.calls.insert(0, self._stamped(decline(declined, refuse)))
         return step
 
-    def _update(self, status: dict[str, Any]) -> Step:
+    def _update(self, status: TaskStatus) -> Step:
         step = Step()
-        if status.get("uuid") and status.get("agent_id"):
-            ack = {"agent_id": status["agent_id"], "task_id": status.get("task_id"), "uuid": status["uuid"]}
-            step.calls.append(call("ACKNOWLEDGE", self.framework_id, ack))
-        mine = _value(status.get("task_id")) == self.spec.task_id
-        resent = status.get("uuid") and any(u.get("uuid") == status["uuid"] for u in self.updates)
+        ack = acknowledgement(status)
+        if ack is not None:
+            step.calls.append(self._stamped(ack))
+        mine = status.task_id == self.spec.task_id
+        resent = status.uuid is not None and any(u.get("uuid") == status.uuid for u in self.updates)
         if mine and not resent and not self.done:  # updates come at least once: print each once
-            self.updates.append(status)
+            self.updates.append(dict(status.raw))
             step.lines.append(format_status(status))
         return step
 
-    def kill_calls(self) -> list[dict[str, Any]]:
+    def kill_calls(self) -> list[JsonObj]:
         if not self.launched or self.done:
             return []
-        kill = {"task_id": {"value": self.spec.task_id}, "agent_id": {"value": self.agent_id}}
-        return [call("KILL", self.framework_id, kill)]
+        return [self._stamped(kill(self.spec.task_id, self.agent_id))]
 
     def result(self) -> dict[str, Any]:
         last = self.updates[-1] if self.updates else {}
@@ -254,7 +251,3 @@ class OneShot:
             "reason": last.get("reason"),
             "updates": self.updates,
         }
-
-
-def _filters(refuse_seconds: float) -> dict[str, Any]:
-    return {"filters": {"refuse_seconds": refuse_seconds}}

@@ -18,7 +18,6 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from marathon_py import schedcalls as sc
 from marathon_py.mesos import (
     CallError,
     ClientEvent,
@@ -29,8 +28,10 @@ from marathon_py.mesos import (
     NotSubscribed,
     SubscribeError,
 )
+from marathon_py.schedcalls import framework_info
 from master_py import events
 from paas_common import recordio
+from paas_common import schedapi as sc
 from tests.support.agents import AgentProc
 from tests.support.clients import WAIT
 from tests.support.masters import MasterProc
@@ -40,7 +41,7 @@ from tests.support.servers import ZkServer, free_port
 T = TypeVar("T")
 FLAGS = ("--zk_session_timeout", "2secs", "--allocation_interval", "0.2secs")
 FAST = ClientOptions(backoff_min=0.05, backoff_max=1.0, request_timeout=5.0, zk_timeout=5.0)
-INFO = sc.framework_info(user="root", hostname="127.0.0.1", name="marathon-test")
+INFO = framework_info(user="root", hostname="127.0.0.1", name="marathon-test")
 
 
 def run(scenario: Awaitable[None], timeout: float = 6 * WAIT) -> None:

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from agent_py.containerizer.process import BOOT_ID, process_start
+from paas_common.schedapi import Event, TaskStatus, event_from_json
 from paasctl import devcluster, devprocess, mesosformat, mesoshttp, scheduler
 from paasctl.cli import build_parser
 from paasctl.common import CliError, UsageError
@@ -291,20 +292,34 @@ def test_task_info_docker_with_ports() -> None:
     assert "container" not in scheduler.task_info(spec(), o, res, [])
 
 
-def test_format_status_and_decode_event() -> None:
-    status = {"state": "TASK_FAILED", "message": "Command exited with status 3", "reason": "REASON_X"}
+def test_format_status() -> None:
+    status = TaskStatus("t", "TASK_FAILED", message="Command exited with status 3", reason="REASON_X")
     assert scheduler.format_status(status) == "TASK_FAILED: Command exited with status 3 (REASON_X)"
-    assert scheduler.format_status({"state": "TASK_RUNNING", "healthy": False}) == "TASK_RUNNING [unhealthy]"
-    assert scheduler.decode_event(b'{"type":"HEARTBEAT"}') == {"type": "HEARTBEAT"}
-    for bad in (b"[]", b'{"no":"type"}', b"not json"):
-        with pytest.raises(ValueError):
-            scheduler.decode_event(bad)
+    assert (
+        scheduler.format_status(TaskStatus("t", "TASK_RUNNING", healthy=False)) == "TASK_RUNNING [unhealthy]"
+    )
+    assert scheduler.format_status(TaskStatus("t", "TASK_RUNNING", healthy=True)) == "TASK_RUNNING [healthy]"
+
+
+def test_subscribe_call_is_a_new_framework_gone_with_its_connection() -> None:
+    assert scheduler.subscribe_call("alice", "node1", "web") == {
+        "type": "SUBSCRIBE",
+        "subscribe": {
+            "framework_info": {
+                "user": "alice",
+                "name": "paasctl-run",
+                "hostname": "node1",
+                "role": "web",
+                "failover_timeout": 0.0,
+            }
+        },
+    }
 
 
 # ---------------------------------------------------------------------------------------------- run: machine
 
 
-def update(state: str, uid: str | None, task: str = "t.1", **extra: Any) -> dict[str, Any]:
+def update(state: str, uid: str | None, task: str = "t.1", **extra: Any) -> Event:
     status: dict[str, Any] = {
         "task_id": {"value": task},
         "state": state,
@@ -313,12 +328,19 @@ def update(state: str, uid: str | None, task: str = "t.1", **extra: Any) -> dict
     }
     if uid:
         status["uuid"] = uid
-    return {"type": "UPDATE", "update": {"status": status}}
+    return event_from_json({"type": "UPDATE", "update": {"status": status}})
+
+
+def offers(*docs: dict[str, Any]) -> Event:
+    return event_from_json({"type": "OFFERS", "offers": {"offers": list(docs)}})
+
+
+SUBSCRIBED = event_from_json({"type": "SUBSCRIBED", "subscribed": {"framework_id": {"value": "F"}}})
 
 
 def test_one_shot_declines_what_does_not_fit_briefly() -> None:
     m = OneShot(spec())
-    step = m.on_event({"type": "OFFERS", "offers": {"offers": [offer("small", "cpus:0.1;mem:1024")]}})
+    step = m.on_event(offers(offer("small", "cpus:0.1;mem:1024")))
     assert [c["type"] for c in step.calls] == ["DECLINE"] and not m.launched
     assert step.calls[0]["decline"]["filters"] == {"refuse_seconds": scheduler.DECLINE_SECONDS}
     assert m.mismatch == "offers cpus:0.1;mem:1024, needs cpus:0.5;mem:64"
@@ -326,15 +348,8 @@ def test_one_shot_declines_what_does_not_fit_briefly() -> None:
 
 def test_one_shot_runs_to_finished() -> None:
     m = OneShot(spec())
-    assert m.on_event({"type": "SUBSCRIBED", "subscribed": {"framework_id": {"value": "F"}}}).lines == [
-        "subscribed as framework F"
-    ]
-    step = m.on_event(
-        {
-            "type": "OFFERS",
-            "offers": {"offers": [offer("small", "cpus:0.1;mem:1024"), offer("ok", "cpus:4;mem:1024")]},
-        }
-    )
+    assert m.on_event(SUBSCRIBED).lines == ["subscribed as framework F"]
+    step = m.on_event(offers(offer("small", "cpus:0.1;mem:1024"), offer("ok", "cpus:4;mem:1024")))
     assert [c["type"] for c in step.calls] == ["DECLINE", "ACCEPT", "SUPPRESS"]
     decline, accept = step.calls[0], step.calls[1]
     assert decline["decline"] == {  # launched: nothing more is needed from any agent
@@ -348,7 +363,7 @@ def test_one_shot_runs_to_finished() -> None:
     assert m.launched and m.agent_id == "S0"
 
     # Offers after the launch are declined for long; a resent update is acknowledged but printed once.
-    later = m.on_event({"type": "OFFERS", "offers": {"offers": [offer("late", "cpus:4;mem:1024")]}})
+    later = m.on_event(offers(offer("late", "cpus:4;mem:1024")))
     assert [c["type"] for c in later.calls] == ["DECLINE"]
     assert later.calls[0]["decline"]["filters"]["refuse_seconds"] == scheduler.DONE_DECLINE_SECONDS
     running = m.on_event(update("TASK_RUNNING", "u1"))
@@ -378,17 +393,18 @@ def test_one_shot_runs_to_finished() -> None:
 
 def test_one_shot_master_updates_and_errors() -> None:
     m = OneShot(spec())
-    m.on_event({"type": "SUBSCRIBED", "subscribed": {"framework_id": {"value": "F"}}})
-    m.on_event({"type": "OFFERS", "offers": {"offers": [offer("ok", "cpus:4;mem:1024")]}})
+    m.on_event(SUBSCRIBED)
+    m.on_event(offers(offer("ok", "cpus:4;mem:1024")))
+    failed = event_from_json({"type": "FAILURE", "failure": {"agent_id": {"value": "S0"}}})
+    assert m.on_event(failed).lines == ["agent S0 failed"]
     lost = m.on_event(update("TASK_LOST", None, reason="REASON_INVALID_OFFERS"))  # from the master: no uuid
     assert lost.calls == [] and m.done and m.state == "TASK_LOST"
 
     e = OneShot(spec())
-    assert e.on_event({"type": "ERROR", "error": {"message": "Framework has been removed"}}).lines == [
-        "framework error: Framework has been removed"
-    ]
+    removed = event_from_json({"type": "ERROR", "error": {"message": "Framework has been removed"}})
+    assert e.on_event(removed).lines == ["framework error: Framework has been removed"]
     assert e.done and e.error == "Framework has been removed" and e.kill_calls() == []
-    assert OneShot(spec()).on_event({"type": "HEARTBEAT"}).calls == []
+    assert OneShot(spec()).on_event(event_from_json({"type": "HEARTBEAT"})).calls == []
 
 
 # ---------------------------------------------------------------------------------------------- parsing
