@@ -41,6 +41,8 @@ class TaskCheckpoint:
     killed: bool = False  # KILL_TASK arrived: the exit is TASK_KILLED whatever the code
     container: dict[str, Any] | None = None  # the containerizer's ContainerRecord, once launched
     pending: list[dict[str, Any]] = field(default_factory=list)  # unacknowledged TaskStatus, oldest first
+    healthy: bool | None = None  # the last health reported (None: not checked yet), so a restart resumes it
+    health_failures: int = 0  # consecutive failed checks behind that report
 
     @property
     def framework_id(self) -> str:

@@ -675,12 +675,16 @@ class Agent:
             self._health_changed(t, change, result)
 
         probe = make_probe(spec, target, self._http)
-        await run_health_checks(spec, probe, changed, started_at=started_at, name=f"task {t.cp.task_id}")
+        resumed = None if t.cp.healthy is None else (t.cp.healthy, t.cp.health_failures)
+        await run_health_checks(
+            spec, probe, changed, started_at=started_at, name=f"task {t.cp.task_id}", resumed=resumed
+        )
 
     def _health_changed(self, t: _Task, change: HealthChange, result: ProbeResult) -> None:
         if t.cp.killed or t.cp.state != "TASK_RUNNING":
             return
         message = "" if change.healthy else result.message
+        t.cp.healthy, t.cp.health_failures = change.healthy, change.consecutive_failures
         self._report(t, "TASK_RUNNING", message=message, reason=REASON_HEALTH, healthy=change.healthy)
         if change.kill:
             log.warning(

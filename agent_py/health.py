@@ -281,9 +281,15 @@ async def run_health_checks(
     started_at: float,
     name: str = "task",
     clock: Callable[[], float] = time.time,
+    resumed: tuple[bool, int] | None = None,
 ) -> None:
-    """Probe until cancelled, or until a change asks for the kill (after reporting it)."""
+    """Probe until cancelled, or until a change asks for the kill (after reporting it).
+
+    ``resumed``: (healthy, consecutive failures) last reported before an agent restart, so the checker
+    carries on from there instead of reporting the first success again or granting a new grace period."""
     state = HealthState(spec, started_at)
+    if resumed is not None:
+        state.initializing, state.failures = False, resumed[1]
     await asyncio.sleep(max(0.0, started_at + spec.delay - clock()))
     while True:
         try:

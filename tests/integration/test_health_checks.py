@@ -121,9 +121,9 @@ def test_failing_check_flips_health_and_kills_the_task(case: str, agent: AgentPr
 
 
 def test_recovered_agent_resumes_health_checks(tmp_path: Path) -> None:
-    # No grace period: a restarted agent does not know that the task was healthy before, so failures
-    # within the grace period (counted from the launch) would be ignored again until it passes.
-    check = {"type": "COMMAND", "command": {"value": "test ! -e stop"}, "grace_period_seconds": 0}
+    # A long grace period: the restarted agent resumes the checkpointed health (healthy), so failures
+    # count at once; a checker starting over would ignore them for the 10 minutes of grace.
+    check = {"type": "COMMAND", "command": {"value": "test ! -e stop"}, "grace_period_seconds": 600}
     with (  # a master of its own: the module's agent must not get the task
         running_master(tmp_path / "master") as master,
         agent_of(tmp_path / "agent", master) as agent,

@@ -386,6 +386,36 @@ def test_runner_reports_changes_and_stops_after_asking_for_the_kill() -> None:
     ]
 
 
+def test_runner_resumes_what_was_reported_before_an_agent_restart() -> None:
+    """A task known healthy is not reported healthy again; one already failing keeps its count (and gets
+    no new grace period), so the next failure can be the one that kills it."""
+    check = spec(delay_seconds=0, interval_seconds=0, grace_period_seconds=600, consecutive_failures=3)
+
+    def run(results: list[bool | None], resumed: tuple[bool, int]) -> list[HealthChange]:
+        changes: list[HealthChange] = []
+
+        async def go() -> None:
+            task = asyncio.create_task(
+                run_health_checks(
+                    check,
+                    scripted(results),
+                    lambda change, result: changes.append(change),
+                    started_at=0.0,
+                    clock=lambda: 1.0,  # well inside the grace period
+                    resumed=resumed,
+                )
+            )
+            await asyncio.wait({task}, timeout=0.3)
+            task.cancel()
+
+        asyncio.run(go())
+        return changes
+
+    assert run([True, True, True], resumed=(True, 0)) == []
+    assert run([False], resumed=(False, 2)) == [HealthChange(False, 3, kill=True)]
+    assert run([True], resumed=(False, 2)) == [HealthChange(True)]
+
+
 def test_runner_counts_the_delay_from_the_task_start() -> None:
     """A task started long ago (a recovered one) is probed at once; a fresh one only after the delay."""
     probed: list[float] = []
