@@ -16,9 +16,9 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 _INVALID = re.compile(r"[^a-zA-Z0-9_:]")
 
 
-def metric_name(key: str) -> str:
-    """``slave/tasks_running`` → ``mesos_slave_tasks_running``."""
-    return "mesos_" + _INVALID.sub("_", key)
+def metric_name(key: str, prefix: str = "mesos_") -> str:
+    """``slave/tasks_running`` → ``mesos_slave_tasks_running`` (Marathon's names take no prefix)."""
+    return prefix + _INVALID.sub("_", key)
 
 
 def _sample(v: float) -> str:
@@ -30,7 +30,10 @@ def _sample(v: float) -> str:
 
 
 def render(
-    snapshot: Mapping[str, float], counters: Collection[str] = (), helps: Mapping[str, str] | None = None
+    snapshot: Mapping[str, float],
+    counters: Collection[str] = (),
+    helps: Mapping[str, str] | None = None,
+    prefix: str = "mesos_",
 ) -> str:
     """``# HELP``, ``# TYPE`` and one sample per numeric key, sorted by key."""
     lines: list[str] = []
@@ -38,7 +41,7 @@ def render(
         v = snapshot[key]
         if isinstance(v, bool) or not isinstance(v, int | float):
             continue
-        name = metric_name(key)
+        name = metric_name(key, prefix)
         text = (helps or {}).get(key) or key
         text = text.replace("\\", "\\\\").replace("\n", "\\n")
         kind = "counter" if key in counters else "gauge"
