@@ -1,0 +1,298 @@
+"""The bookkeeping of running deployments (Marathon 1.10's ``DeploymentManagerActor`` / ``DeploymentActor``,
+reference §7.3, §7.4, §3), pure: which step each plan is at, one state machine per action of that step
+(``RestartMachine``, an ``upgrade.ReplaceMachine``, for RestartApplication, ``upgrade.ScaleMachine`` for
+Start/ScaleApplication, ``StopMachine`` for StopApplication), and the deployment events as steps start and
+finish.
+
+The caller feeds instance changes in (``feed``), carries out the ``Effect``s that come back (each an
+``upgrade`` action on one app definition: queue launches, set goals, reset the launch delay) and asks
+``advance`` after each batch, which finishes steps whose actions are all done and starts the next ones.
+Steps run one after the other, the actions of a step in parallel; plans that touch disjoint apps run side
+by side (conflicting ones are the caller's to refuse or cancel, ``planner.conflicts``).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from marathon_py import deployment as dp
+from marathon_py.taskjson import event, iso
+from marathon_py.upgrade import (
+    CONSIDER_TERMINAL,
+    Action,
+    Changed,
+    Done,
+    Event,
+    Instance,
+    Kill,
+    ReplaceMachine,
+    RestartStrategy,
+    ScaleMachine,
+    restart_strategy,
+)
+
+JsonObj = dict[str, Any]
+CANCELLED = "The upgrade has been cancelled"
+
+
+class StopMachine:
+    """A StopApplication action: every instance of the app is decommissioned; done once all are gone."""
+
+    def __init__(self, app: Mapping[str, Any], instances: Iterable[Instance]) -> None:
+        self.app_id: str = app["id"]
+        self.waiting = {i.id for i in instances}
+        self.finished = False
+
+    def start(self) -> list[Action]:
+        out: list[Action] = [Kill(tuple(sorted(self.waiting)))] if self.waiting else []
+        return out + self._check()
+
+    def handle(self, e: Event) -> list[Action]:
+        if isinstance(e, Changed) and e.instance.condition in CONSIDER_TERMINAL:
+            self.waiting.discard(e.instance.id)
+            return self._check()
+        return []
+
+    def _check(self) -> list[Action]:
+        if self.waiting or self.finished:
+            return []
+        self.finished = True
+        return [Done()]
+
+
+def considered_healthy(i: Instance) -> bool:
+    """Marathon's ``Instance.consideredHealthy`` for a restart's arithmetic: goal Running, running, and
+    healthy (the caller's view marks running instances of versions without health checks healthy)."""
+    return i.goal == "Running" and i.condition == "Running" and i.healthy is True
+
+
+class RestartMachine(ReplaceMachine):
+    """``upgrade.ReplaceMachine`` with what of Marathon 1.10's TaskReplaceActor it lacks or gets wrong.
+
+    * Healthy is Marathon's ``consideredHealthy`` (``considered_healthy``), and a new instance counts once
+      healthy *and* ready.  The machine alone takes every instance for healthy when the new version has
+      no health checks — new ones not running yet too — and every instance, decommissioned ones too, for
+      surplus to kill at once; on a resumed restart both kill old instances below ``minHealthy``.
+    * Old instances go by what is true now, not by one kill per new instance turning ready (``progress``,
+      after every change): while ready new ones and old ones with goal Running exceed ``instances``, or
+      launches still to come need room; healthy ones only while more than ``minHealthy`` are healthy,
+      unhealthy ones first (not those still waiting for their first health verdict).  A resumed restart
+      thus does not kill again for a new instance that was ready before the failover, and a restart whose
+      strategy was fixed while old instances were still starting is not stuck forever.  The one extra
+      instance of ``minHealthy == maxCapacity`` is allowed once that many are healthy.
+    * A new instance decommissioned by someone else stops counting and is replaced.
+    """
+
+    def __init__(self, app: Mapping[str, Any], instances: Iterable[Instance]) -> None:
+        listed = list(instances)
+        super().__init__(app, listed)
+        self.upgrade_strategy: Mapping[str, Any] = app.get("upgradeStrategy") or {}
+        starting = {i.id for i in listed if i.version == self.version and i.condition != "Running"}
+        self.healthy -= starting  # reconcileAlreadyStartedInstances: only running ones count (resumed)
+        self.ready -= starting
+        if self.strategy is not None:
+            self.strategy = self._strategy(listed)
+            healthy = {i.id for i in listed if considered_healthy(i)}
+            self.to_kill = deque(sorted(self.to_kill, key=lambda iid: iid in healthy))  # unhealthy first
+
+    def counts(self, i: Instance) -> bool:
+        if i.version == self.version:
+            return i.id in self.healthy and i.id in self.ready and considered_healthy(i)
+        return considered_healthy(i)
+
+    def _strategy(self, instances: list[Instance]) -> RestartStrategy:
+        old_running = sum(1 for i in instances if i.version != self.version and i.goal == "Running")
+        new_ready = sum(1 for i in instances if i.version == self.version and self.counts(i))
+        return restart_strategy(
+            instances=self.target,
+            minimum_health_capacity=self.upgrade_strategy.get("minimumHealthCapacity", 1.0),
+            maximum_over_capacity=self.upgrade_strategy.get("maximumOverCapacity", 1.0),
+            healthy=sum(1 for i in instances if self.counts(i)),
+            current=old_running + new_ready,
+            resident=self.goal == "Stopped",
+        )
+
+    def _instance_changed(self, inst: Instance) -> list[Action]:
+        """A new instance someone else decommissioned (``kill_tasks`` with wipe) no longer counts as
+        healthy or ready and leaves a slot to fill, as TaskReplaceActor does ("instanceTerminated(id);
+        instancesStarted -= 1; launchInstances()")."""
+        started = self.started
+        out = super()._instance_changed(inst)
+        if inst.version == self.version and inst.condition in CONSIDER_TERMINAL:
+            self._terminated(inst.id)
+        return out + self._launch() if self.started < started else out
+
+    def _became_ready(self, instance_id: str) -> list[Action]:
+        return self.progress() + self._check_finished()
+
+    def progress(self) -> list[Action]:
+        """Launch or kill what the instances as they are now allow (see the class)."""
+        s = self.strategy
+        if self.finished or s is None:
+            return []
+        room = s.max_capacity - len(self.old_active) - self.started
+        if self.started < self.target and room <= 0:
+            fresh = self._strategy(list(self.instances.values()))
+            if fresh.max_capacity > s.max_capacity:
+                self.strategy = replace(s, max_capacity=fresh.max_capacity)
+                return self._launch()
+        now = self.instances  # as the last changes showed them; killed ones are no longer in to_kill
+        alive = [iid for iid in self.to_kill if iid in self.old_active and now[iid].goal == "Running"]
+        dying = len(self.old_active) - len(alive)
+        new_ready = sum(1 for iid in self.healthy & self.ready if iid in now and self.counts(now[iid]))
+        need = max(self.target - self.started - max(0, room) - dying, new_ready + len(alive) - self.target)
+        healthy = new_ready + sum(1 for iid in alive if considered_healthy(now[iid]))
+        victims: list[str] = []
+        for iid in sorted(alive, key=lambda iid: considered_healthy(now[iid]))[: max(0, need)]:
+            if considered_healthy(now[iid]):
+                if healthy <= s.min_healthy:
+                    break
+                healthy -= 1
+            elif now[iid].condition == "Running" and now[iid].healthy is None:
+                continue  # no health verdict yet: it may be healthy in a moment
+            victims.append(iid)
+        self.to_kill = deque(i for i in self.to_kill if i not in victims)
+        return [Kill(tuple(victims), self.goal)] if victims else []
+
+
+Machine = RestartMachine | ScaleMachine | StopMachine
+
+
+@dataclass(frozen=True)
+class Effect:
+    """One machine action on the app definition it concerns (the target's; the original's for Stop)."""
+
+    plan_id: str
+    verb: str
+    app: Mapping[str, Any]
+    action: Action
+
+
+@dataclass
+class Running:
+    """A started plan: its current step (1-based) and the machines of that step's actions."""
+
+    plan: dp.DeploymentPlan
+    index: int = 0
+    machines: dict[str, Machine] = field(default_factory=dict)
+    done: set[str] = field(default_factory=set)
+
+    @property
+    def step(self) -> dp.DeploymentStep:
+        return self.plan.steps[self.index - 1] if self.index else dp.DeploymentStep()
+
+    def info(self) -> dp.StepInfo:
+        return dp.StepInfo(self.plan, self.step, self.index)
+
+    @property
+    def step_done(self) -> bool:
+        return self.index > 0 and self.done >= set(self.machines)
+
+    def verb_of(self, app_id: str) -> str:
+        return next(a.verb for a in self.step.actions if a.run_spec_id == app_id)
+
+
+class Deployer:
+    """Every running plan, by id, in start order."""
+
+    def __init__(self) -> None:
+        self.running: dict[str, Running] = {}
+
+    def plans(self) -> list[dp.DeploymentPlan]:
+        return [r.plan for r in self.running.values()]
+
+    def locked(self, app_id: str) -> bool:
+        return any(app_id in r.plan.affected_ids for r in self.running.values())
+
+    def machines_of(self, app_id: str) -> list[tuple[Running, Machine]]:
+        return [(r, r.machines[app_id]) for r in self.running.values() if app_id in r.machines]
+
+    def start(self, plan: dp.DeploymentPlan) -> None:
+        """Run ``plan``; its first step starts with the next ``advance``."""
+        self.running[plan.id] = Running(plan)
+
+    def cancel(self, plan_id: str, now: float) -> list[JsonObj]:
+        """Stop a plan where it stands (no rollback): its machines are dropped, ``deployment_failed``."""
+        r = self.running.pop(plan_id)
+        return [dp.event_json("deployment_failed", r.plan, timestamp=iso(now), reason=CANCELLED)]
+
+    def feed(self, app_id: str, e: Event) -> list[Effect]:
+        """An instance change (or health/readiness result) of ``app_id`` for the machines working on it."""
+        out: list[Effect] = []
+        for r, machine in self.machines_of(app_id):
+            out += self._effects(r, app_id, machine.handle(e))
+        return out
+
+    def progress(self, app_id: str) -> list[Effect]:
+        """Something about ``app_id``'s instances changed: restarts launch or kill what that allows."""
+        out: list[Effect] = []
+        for r, machine in self.machines_of(app_id):
+            if isinstance(machine, RestartMachine):
+                out += self._effects(r, app_id, machine.progress())
+        return out
+
+    def _effects(self, r: Running, app_id: str, actions: list[Action]) -> list[Effect]:
+        out = []
+        for a in actions:
+            if isinstance(a, Done):
+                r.done.add(app_id)
+            else:
+                action = next(x for x in r.step.actions if x.run_spec_id == app_id)
+                app = r.plan.run_spec(action)
+                assert app is not None
+                out.append(Effect(r.plan.id, action.verb, app, a))
+        return out
+
+    def advance(
+        self, now: float, instances: Callable[[str], list[Instance]]
+    ) -> tuple[list[Effect], list[JsonObj], list[dp.DeploymentPlan]]:
+        """Finish the steps whose actions are all done and start the next: the effects of starting them,
+        the deployment events (light plan format; see ``full_event``) and the plans that finished."""
+        effects: list[Effect] = []
+        events: list[JsonObj] = []
+        finished: list[dp.DeploymentPlan] = []
+        for r in list(self.running.values()):
+            while r.index == 0 or r.step_done:
+                if r.index:
+                    events.append(_step_event("deployment_step_success", r, now))
+                    events += [event("app_terminated_event", now, appId=a.run_spec_id) for a in r.step.actions
+                               if a.verb == "Stop"]  # fmt: skip
+                if r.index == len(r.plan.steps):
+                    del self.running[r.plan.id]
+                    finished.append(r.plan)
+                    events.append(dp.event_json("deployment_success", r.plan, timestamp=iso(now)))
+                    break
+                r.index += 1
+                r.machines, r.done = {}, set()
+                events.append(_step_event("deployment_info", r, now))
+                for action in r.step.actions:
+                    machine = _machine(r.plan, action, instances(action.run_spec_id))
+                    r.machines[action.run_spec_id] = machine
+                    effects += self._effects(r, action.run_spec_id, machine.start())
+        return effects, events, finished
+
+
+def _step_event(kind: str, r: Running, now: float) -> JsonObj:
+    return dp.event_json(kind, r.plan, timestamp=iso(now), step=r.step)
+
+
+def full_event(e: JsonObj, plans: Mapping[str, dp.DeploymentPlan]) -> JsonObj | None:
+    """The full-format twin of a deployment event (``plan.original``/``plan.target`` included)."""
+    plan_doc = e.get("plan")
+    if not isinstance(plan_doc, dict) or plan_doc.get("id") not in plans:
+        return None
+    plan = plans[plan_doc["id"]]
+    return {**e, "plan": dp.plan_json(plan, full=True)}
+
+
+def _machine(plan: dp.DeploymentPlan, action: dp.DeploymentAction, instances: list[Instance]) -> Machine:
+    app = plan.run_spec(action)
+    assert app is not None, f"{action.run_spec_id} is not in the plan's roots"
+    if action.verb == "Stop":
+        return StopMachine(app, instances)
+    if action.verb == "Restart":
+        return RestartMachine(app, instances)
+    return ScaleMachine(app, instances, scale_to=action.scale_to, sentenced=action.sentenced)
