@@ -24,7 +24,7 @@ from __future__ import annotations
 import random
 import re
 import uuid
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -257,6 +257,10 @@ class Tracker:
 
     def get(self, instance_id: str) -> InstanceRecord | None:
         return self._records.get(instance_id)
+
+    def restore(self, records: Iterable[InstanceRecord]) -> None:
+        """A new leader's instances, as the store held them."""
+        self._records.update((r.instance_id, r) for r in records)
 
     def instances(self, app_id: str | None = None) -> list[InstanceRecord]:
         return [r for r in self._records.values() if app_id is None or r.app_id == app_id]

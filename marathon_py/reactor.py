@@ -82,8 +82,7 @@ class Reactor:
         self._lookup = app_versions
         self._root: groups.Group = root or groups.empty_root()
         self._defs: dict[tuple[str, str], App] = {}
-        for rec in instances:
-            self.tracker._records[rec.instance_id] = rec  # the tracker has no restore yet
+        self.tracker.restore(instances)
         self._failures: dict[str, JsonObj] = dict(task_failures or {})
         self._health: dict[tuple[str, str], AppHealth] = {}
         self._next_probe: dict[tuple[str, int], float] = {}
