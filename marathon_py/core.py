@@ -22,6 +22,7 @@ from typing import Any
 from marathon_py import appdef, groups, planner, taskjson, upgrade
 from marathon_py import deployment as dp
 from marathon_py.deployer import full_event
+from marathon_py.eventjson import event
 from marathon_py.health import Health, Result
 from marathon_py.instances import InstanceRecord, instance_id_of
 from marathon_py.outputs import (
@@ -35,7 +36,6 @@ from marathon_py.outputs import (
     SaveRoot,
 )
 from marathon_py.reactor import App, AppLookup, CoreConfig, JsonObj, Reactor
-from marathon_py.taskjson import event
 from marathon_py.validation import ApiError, BadRequest
 
 __all__ = ["AppLocked", "CoreConfig", "MarathonCore", "NotFound", "TooManyDeployments"]

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from marathon_py import deployment as dp
-from marathon_py.taskjson import event, iso
+from marathon_py.eventjson import event, iso
 from marathon_py.upgrade import (
     CONSIDER_TERMINAL,
     Action,

@@ -22,9 +22,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from marathon_py.eventjson import event, iso_or_none
 from marathon_py.healthchecks import MARATHON_PROTOCOLS
 from marathon_py.instances import InstanceRecord
-from marathon_py.taskjson import event, iso_or_none
 from marathon_py.upgrade import ACTIVE
 
 JsonObj = dict[str, Any]

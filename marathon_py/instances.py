@@ -28,13 +28,13 @@ from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from marathon_py import taskjson, upgrade
+from marathon_py import upgrade
 from marathon_py.constraints import Placement
+from marathon_py.eventjson import MESOS_CONDITIONS, event, ip_json, iso_or_none
 from marathon_py.healthchecks import MARATHON_PROTOCOLS
 from marathon_py.matcher import Match, app_role
 from marathon_py.taskinfo import instance_id as make_instance_id
 from marathon_py.taskinfo import next_incarnation
-from marathon_py.taskjson import MESOS_CONDITIONS, event, iso_or_none
 from marathon_py.upgrade import ACTIVE, TERMINAL
 
 JsonObj = dict[str, Any]
@@ -341,7 +341,7 @@ class Tracker:
         if not task_changed and (old.condition, old.healthy) == (new.condition, new.healthy):
             return up
         if task_changed:
-            up.events.append(taskjson.status_update_event(new, status, now))
+            up.events.append(status_update_event(new, status, now))
         draining = (
             status["state"] in ("TASK_KILLED", "TASK_GONE_BY_OPERATOR") and status.get("reason") in _DRAINING
         )
@@ -460,9 +460,9 @@ class Tracker:
             new = replace(new, queued_at=None)
         moved = old is None or (old.condition, old.goal) != (new.condition, new.goal)
         if moved:
-            up.events.append(taskjson.instance_changed_event(new, now))
+            up.events.append(instance_changed_event(new, now))
         if old is not None and old.healthy != new.healthy:
-            up.events.append(taskjson.instance_health_changed_event(new, now))
+            up.events.append(instance_health_changed_event(new, now))
         if notify_backoff and old is not None and old.condition != new.condition:
             up.backoff.append(ConditionChange(new.app_id, new.version, new.condition))
         if new.condition in _SCALE_WORTHY and (old is None or old.condition not in _SCALE_WORTHY):
@@ -481,3 +481,30 @@ class Tracker:
             self._records[new.instance_id] = new
             up.changed.append((old, new))
         return up
+
+
+# -- instance events (§3; Formats.scala writes every field, ``None`` as null) ---------------------------
+
+
+def instance_changed_event(rec: InstanceRecord, now: float) -> JsonObj:
+    return event(
+        "instance_changed_event", now, instanceId=rec.instance_id, condition=rec.condition,
+        runSpecId=rec.app_id, agentId=rec.agent_id, host=rec.host, runSpecVersion=rec.version,
+    )  # fmt: skip
+
+
+def instance_health_changed_event(rec: InstanceRecord, now: float) -> JsonObj:
+    return event(
+        "instance_health_changed_event", now, instanceId=rec.instance_id, runSpecId=rec.app_id,
+        healthy=rec.healthy, runSpecVersion=rec.version,
+    )  # fmt: skip
+
+
+def status_update_event(rec: InstanceRecord, status: Mapping[str, Any], now: float) -> JsonObj:
+    """``MesosStatusUpdateEvent`` as ``InstanceChangedEventsGenerator`` fills it."""
+    return event(
+        "status_update_event", now, slaveId=(status.get("agent_id") or {}).get("value", ""),
+        taskId=rec.task_id, taskStatus=status["state"], message=status.get("message", ""), appId=rec.app_id,
+        host=rec.host or "unknown", ipAddresses=ip_json(rec.ip_addresses), ports=list(rec.host_ports),
+        version=rec.version,
+    )  # fmt: skip

@@ -191,16 +191,17 @@ def pick_ports(
     fixed = [p for p in requests if p]
     if len(set(fixed)) != len(fixed):
         return None
-    skip = set(fixed)
-    dynamic = ((r, p) for r, p in _shuffled_ports(ranges, rng) if p not in skip)
+    skip = set(fixed)  # grows with each pick: a port number offered in two roles is still one port
+    dynamic = ((r, p) for r, p in _shuffled_ports(ranges, rng))
     out: list[tuple[str, int] | None] = []
     for want in requests:
         if want is None:
             out.append(None)
         elif want == 0:
-            got = next(dynamic, None)
+            got = next((rp for rp in dynamic if rp[1] not in skip), None)
             if got is None:
                 return None
+            skip.add(got[1])
             out.append(got)
         else:
             role = next((r for r, b, e in ranges if b <= want <= e), None)

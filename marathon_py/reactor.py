@@ -25,6 +25,7 @@ from typing import Any
 
 from marathon_py import groups, upgrade
 from marathon_py.deployer import Deployer, Effect, StopMachine, full_event
+from marathon_py.eventjson import iso
 from marathon_py.health import AppHealth, Verdict, first_probe_delay, probe_target
 from marathon_py.instances import InstanceRecord, Tracker, TrackerConfig, Update
 from marathon_py.launcher import LaunchConfig, Launcher
@@ -42,7 +43,7 @@ from marathon_py.outputs import (
     ordered,
 )
 from marathon_py.store import version_key
-from marathon_py.taskjson import iso, kill_failure, task_failure
+from marathon_py.taskjson import kill_failure, task_failure
 from marathon_py.upgrade import TERMINAL
 
 JsonObj = dict[str, Any]

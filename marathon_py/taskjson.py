@@ -1,6 +1,6 @@
 """Marathon's JSON about instances, pure: timestamps, the task JSON of ``/v2/apps/{id}/tasks`` and
 ``/v2/tasks`` (reference §2.4), the AppInfo counts, ``tasksStats`` and ``lastTaskFailure`` (§2.1, §4.1), the
-``/v2/queue`` items (§2.5) and the instance events (§3).  Marathon 1.10.26: ``raml/TaskConversion.scala``,
+``/v2/queue`` items (§2.5).  Marathon 1.10.26: ``raml/TaskConversion.scala``,
 ``core/appinfo/TaskCounts.scala``, ``TaskStatsByVersion.scala``, ``impl/TaskForStatistics.scala``,
 ``state/TaskFailure.scala``, ``raml/QueueInfoConversion.scala``, ``api/v2/json/Formats.scala``.
 
@@ -11,12 +11,11 @@ because that client rejects it.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from marathon_py.eventjson import ip_json, iso, iso_or_none, millis, task_state
 from marathon_py.matcher import REASON_FUNNEL
 from marathon_py.upgrade import TERMINAL
 
@@ -25,11 +24,6 @@ if TYPE_CHECKING:
     from marathon_py.instances import InstanceRecord
 
 JsonObj = dict[str, Any]
-# Conditions that mirror a Mesos task state of the same name (Condition.conditionToMesosTaskState).
-MESOS_CONDITIONS = frozenset(
-    {"Error", "Failed", "Finished", "Killed", "Killing", "Running", "Staging", "Starting"}
-    | {"Unreachable", "Gone", "Dropped", "Unknown"}
-)
 _FAILURE_STATES = frozenset(  # TaskFailure.isFailureState
     {
         "TASK_FAILED",
@@ -41,62 +35,6 @@ _FAILURE_STATES = frozenset(  # TaskFailure.isFailureState
         "TASK_UNKNOWN",
     }
 )
-
-
-def iso(seconds: float) -> str:
-    """Marathon's ``Timestamp.toString``: UTC, milliseconds (truncated), ``Z`` (§1.4)."""
-    ms = _ms(seconds)
-    return datetime.fromtimestamp(ms // 1000, UTC).strftime("%Y-%m-%dT%H:%M:%S") + f".{ms % 1000:03d}Z"
-
-
-def _ms(seconds: float) -> int:
-    return math.floor(seconds * 1000 + 1e-6)
-
-
-def iso_or_none(seconds: float | None) -> str | None:
-    return None if seconds is None else iso(seconds)
-
-
-def task_state(condition: str) -> str:
-    """``Condition.toMesosTaskStateOrStaging``: Scheduled and Provisioned read TASK_STAGING."""
-    if condition == "UnreachableInactive":
-        return "TASK_UNREACHABLE"
-    return f"TASK_{condition.upper()}" if condition in MESOS_CONDITIONS else "TASK_STAGING"
-
-
-def ip_json(addresses: Iterable[str]) -> list[JsonObj]:
-    return [{"ipAddress": a, "protocol": "IPv6" if ":" in a else "IPv4"} for a in addresses]
-
-
-# -- events (§3; Formats.scala writes every field, ``None`` as null) -----------------------------------------
-
-
-def event(kind: str, now: float, **fields: Any) -> JsonObj:
-    return {**fields, "eventType": kind, "timestamp": iso(now)}
-
-
-def instance_changed_event(rec: InstanceRecord, now: float) -> JsonObj:
-    return event(
-        "instance_changed_event", now, instanceId=rec.instance_id, condition=rec.condition,
-        runSpecId=rec.app_id, agentId=rec.agent_id, host=rec.host, runSpecVersion=rec.version,
-    )  # fmt: skip
-
-
-def instance_health_changed_event(rec: InstanceRecord, now: float) -> JsonObj:
-    return event(
-        "instance_health_changed_event", now, instanceId=rec.instance_id, runSpecId=rec.app_id,
-        healthy=rec.healthy, runSpecVersion=rec.version,
-    )  # fmt: skip
-
-
-def status_update_event(rec: InstanceRecord, status: Mapping[str, Any], now: float) -> JsonObj:
-    """``MesosStatusUpdateEvent`` as ``InstanceChangedEventsGenerator`` fills it."""
-    return event(
-        "status_update_event", now, slaveId=(status.get("agent_id") or {}).get("value", ""),
-        taskId=rec.task_id, taskStatus=status["state"], message=status.get("message", ""), appId=rec.app_id,
-        host=rec.host or "unknown", ipAddresses=ip_json(rec.ip_addresses), ports=list(rec.host_ports),
-        version=rec.version,
-    )  # fmt: skip
 
 
 # -- tasks ---------------------------------------------------------------------------------------------------
@@ -186,7 +124,7 @@ def _stats(
             _Stat(
                 r.version, r.mesos_state == "TASK_RUNNING", r.mesos_state in (None, "TASK_STAGING"),
                 bool(results) and all(h.alive for h in results), any(not h.alive for h in results),
-                None if r.started_at is None else (_ms(now) - _ms(r.started_at)) / 1000,
+                None if r.started_at is None else (millis(now) - millis(r.started_at)) / 1000,
             )
         )  # fmt: skip
     return out

@@ -29,8 +29,8 @@ from typing import Any
 
 from aiohttp import web
 
+from marathon_py.eventjson import iso
 from marathon_py.http.errors import HttpError, dumps
-from marathon_py.taskjson import iso
 
 log = logging.getLogger(__name__)
 

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from marathon_py.constraints import Placement
+from marathon_py.eventjson import iso
 from marathon_py.health import (
     AppHealth,
     Health,
@@ -21,7 +22,6 @@ from marathon_py.health import (
     results_by_instance,
 )
 from marathon_py.instances import InstanceRecord, Tracker
-from marathon_py.taskjson import iso
 
 T0 = 1_600_000_000.0
 VERSION = "2020-09-13T12:26:40.000Z"

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from marathon_py.backoff import LaunchDelay
 from marathon_py.constraints import Placement
+from marathon_py.eventjson import iso, task_state
 from marathon_py.instances import (
     ConditionChange,
     InstanceRecord,
@@ -25,7 +26,6 @@ from marathon_py.instances import (
     instance_id_of,
 )
 from marathon_py.matcher import Match
-from marathon_py.taskjson import iso, task_state
 from marathon_py.upgrade import ACTIVE, TERMINAL
 from paas_common.resources import Resources
 

@@ -366,3 +366,11 @@ def test_a_match_uses_only_offered_resources_and_keeps_constraints(
     for m in batch.matches:  # each launch was valid given the ones before it
         assert not meets_all(a["constraints"], m.placement, placed)
         placed.append(m.placement)
+
+
+def test_a_port_offered_in_two_roles_is_still_one_port() -> None:
+    """Found by the property above: 31000 unreserved and reserved for `ops` must not serve two requests."""
+    ranges = [("*", 31000, 31000), ("ops", 31000, 31000)]
+    assert pick_ports([0, 0], ranges, random.Random(0)) is None
+    (got,) = pick_ports([0], ranges, random.Random(0)) or [None]
+    assert got is not None and got[1] == 31000

@@ -8,13 +8,13 @@ from dataclasses import replace
 from typing import Any
 
 from marathon_py.constraints import Placement
+from marathon_py.eventjson import iso
 from marathon_py.health import Health
 from marathon_py.instances import InstanceRecord
 from marathon_py.taskjson import (
     OfferStats,
     app_counts,
     app_service_ports,
-    iso,
     kill_failure,
     offer_json,
     queue_items,
