@@ -13,6 +13,7 @@ Arithmetic is Marathon's own, including its IEEE double rounding: ``ceil(N * min
 
 from __future__ import annotations
 
+import abc
 import functools
 import math
 from collections import deque
@@ -132,7 +133,7 @@ def restart_strategy(
     return RestartStrategy(min_healthy, max_capacity, kill)
 
 
-class _Readiness:
+class _Readiness(abc.ABC):
     """ReadinessBehavior: which new-version instances are healthy (health checks, else running) and ready
     (readiness checks, else healthy). ``_became_ready`` fires when an instance turns both."""
 
@@ -184,8 +185,9 @@ class _Readiness:
         self.finished = True
         return [Done()]
 
+    @abc.abstractmethod
     def _became_ready(self, instance_id: str) -> list[Action]:
-        raise NotImplementedError
+        """What the step does once an instance is healthy and ready (each machine decides)."""
 
 
 class ReplaceMachine(_Readiness):
