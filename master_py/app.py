@@ -317,19 +317,27 @@ class Master:
     async def _subscribe(self, request: web.Request, call: Any) -> web.StreamResponse:
         fw, outputs = self.core.subscribe(call, time.time())
         assert fw.stream_id is not None
-        await self._act([o for o in outputs if isinstance(o, Persist)])
-        outputs = [o for o in outputs if not isinstance(o, Persist)]
+        # The stream is registered and SUBSCRIBED queued first, before the registry write: an allocation
+        # run during that write queues its offers behind SUBSCRIBED instead of losing them.  Nothing is
+        # written to the framework before the entry is stored (the queue drains after prepare).
         old = self.streams.get(fw.id)
         stream = _Stream(fw.id, fw.stream_id)
         self.streams[fw.id] = stream
         if old is not None:
             old.queue.put_nowait(_CLOSE)
+        self._deliver([o for o in outputs if not isinstance(o, Persist)])
         resp = web.StreamResponse(
             status=200, headers={"Content-Type": "application/json", "Mesos-Stream-Id": fw.stream_id}
         )
         resp.enable_chunked_encoding()
-        await resp.prepare(request)
-        self._deliver(outputs)
+        try:
+            await self._act([o for o in outputs if isinstance(o, Persist)])
+            await resp.prepare(request)
+        except BaseException:  # the framework never got its stream: it is disconnected at once
+            if self.streams.get(fw.id) is stream:
+                del self.streams[fw.id]
+            self.core.disconnected(fw.id, stream.stream_id, time.time())
+            raise
         self._allocate_soon()
         log.info("framework %s (%s) subscribed", fw.id, fw.info.get("name"))
         try:
