@@ -36,36 +36,10 @@ from marathon_py.outputs import (
     SaveRoot,
 )
 from marathon_py.reactor import App, AppLookup, CoreConfig, JsonObj, Reactor
-from marathon_py.validation import ApiError, BadRequest
+from marathon_py.validation import AppLocked, BadRequest, NotFound, TooManyDeployments
 
 __all__ = ["AppLocked", "CoreConfig", "MarathonCore", "NotFound", "TooManyDeployments"]
-TOO_MANY = (
-    "Max number ({}) of running deployments is achieved. Wait for existing deployments to complete or cancel "
-    "one using force=true parameter. You can increase max deployment number by using "
-    "--max_running_deployments parameter but be aware that it impacts the performance."
-)
 _EMBED_PREFIXES = ("group.apps.", "apps.", "app.")
-
-
-class AppLocked(ApiError):
-    """409: the change touches apps a running deployment locks (§7.4)."""
-
-    status = 409
-
-    def __init__(self, conflicting: Sequence[dp.DeploymentPlan]) -> None:
-        super().__init__(dp.LOCKED_MESSAGE)
-        self.deployments = [p.id for p in conflicting]
-
-    def body(self) -> JsonObj:
-        return {"message": self.message, "deployments": [{"id": i} for i in self.deployments]}
-
-
-class NotFound(ApiError):
-    status = 404
-
-
-class TooManyDeployments(ApiError):
-    status = 403
 
 
 class MarathonCore(Reactor):
@@ -137,7 +111,7 @@ class MarathonCore(Reactor):
         reverting its changes starts, forced over whatever it conflicts with (the original included)."""
         running = self.deployer.running.get(deployment_id)
         if running is None:
-            raise NotFound(f"DeploymentPlan {deployment_id} does not exist")
+            raise NotFound.deployment(deployment_id)
         if force:
             self._cancel(deployment_id, now)
             return None, self._finish(now)
@@ -189,7 +163,7 @@ class MarathonCore(Reactor):
     def reset_delay(self, app_id: str, now: float) -> list[Output]:
         """``DELETE /v2/queue/{id}/delay``."""
         if not any(r.launching for r in self.tracker.instances(app_id)) or app_id not in self.launcher.delays:
-            raise NotFound(f"Application {app_id} not found in tasks queue.")
+            raise NotFound.queued(app_id)
         self.launcher.delays[app_id].reset()
         self._demand_dirty = True
         return self._finish(now)
@@ -370,9 +344,9 @@ class MarathonCore(Reactor):
         running = self.deployer.plans()
         conflicting = planner.conflicts(plan, running)
         if conflicting and not force:
-            raise AppLocked(conflicting)
+            raise AppLocked(p.id for p in conflicting)
         if not force and len(running) >= self.config.max_running_deployments:
-            raise TooManyDeployments(TOO_MANY.format(self.config.max_running_deployments))
+            raise TooManyDeployments(self.config.max_running_deployments)
         if dry_run:
             return []
         for p in conflicting:
@@ -408,7 +382,7 @@ class MarathonCore(Reactor):
     def _app_or_404(self, app_id: str) -> App:
         app = self.app(app_id)
         if app is None:
-            raise NotFound(f"App '{app_id}' does not exist")
+            raise NotFound.app(app_id)
         return app
 
 

@@ -1,8 +1,7 @@
 """The bookkeeping of running deployments (Marathon 1.10's ``DeploymentManagerActor`` / ``DeploymentActor``,
 reference §7.3, §7.4, §3), pure: which step each plan is at, one state machine per action of that step
-(``RestartMachine``, an ``upgrade.ReplaceMachine``, for RestartApplication, ``upgrade.ScaleMachine`` for
-Start/ScaleApplication, ``StopMachine`` for StopApplication), and the deployment events as steps start and
-finish.
+(``upgrade.ReplaceMachine`` for RestartApplication, ``upgrade.ScaleMachine`` for Start/ScaleApplication,
+``StopMachine`` for StopApplication), and the deployment events as steps start and finish.
 
 The caller feeds instance changes in (``feed``), carries out the ``Effect``s that come back (each an
 ``upgrade`` action on one app definition: queue launches, set goals, reset the launch delay) and asks
@@ -13,9 +12,8 @@ by side (conflicting ones are the caller's to refuse or cancel, ``planner.confli
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from marathon_py import deployment as dp
@@ -29,9 +27,7 @@ from marathon_py.upgrade import (
     Instance,
     Kill,
     ReplaceMachine,
-    RestartStrategy,
     ScaleMachine,
-    restart_strategy,
 )
 
 JsonObj = dict[str, Any]
@@ -63,102 +59,7 @@ class StopMachine:
         return [Done()]
 
 
-def considered_healthy(i: Instance) -> bool:
-    """Marathon's ``Instance.consideredHealthy`` for a restart's arithmetic: goal Running, running, and
-    healthy (the caller's view marks running instances of versions without health checks healthy)."""
-    return i.goal == "Running" and i.condition == "Running" and i.healthy is True
-
-
-class RestartMachine(ReplaceMachine):
-    """``upgrade.ReplaceMachine`` with what of Marathon 1.10's TaskReplaceActor it lacks or gets wrong.
-
-    * Healthy is Marathon's ``consideredHealthy`` (``considered_healthy``), and a new instance counts once
-      healthy *and* ready.  The machine alone takes every instance for healthy when the new version has
-      no health checks — new ones not running yet too — and every instance, decommissioned ones too, for
-      surplus to kill at once; on a resumed restart both kill old instances below ``minHealthy``.
-    * Old instances go by what is true now, not by one kill per new instance turning ready (``progress``,
-      after every change): while ready new ones and old ones with goal Running exceed ``instances``, or
-      launches still to come need room; healthy ones only while more than ``minHealthy`` are healthy,
-      unhealthy ones first (not those still waiting for their first health verdict).  A resumed restart
-      thus does not kill again for a new instance that was ready before the failover, and a restart whose
-      strategy was fixed while old instances were still starting is not stuck forever.  The one extra
-      instance of ``minHealthy == maxCapacity`` is allowed once that many are healthy.
-    * A new instance decommissioned by someone else stops counting and is replaced.
-    """
-
-    def __init__(self, app: Mapping[str, Any], instances: Iterable[Instance]) -> None:
-        listed = list(instances)
-        super().__init__(app, listed)
-        self.upgrade_strategy: Mapping[str, Any] = app.get("upgradeStrategy") or {}
-        starting = {i.id for i in listed if i.version == self.version and i.condition != "Running"}
-        self.healthy -= starting  # reconcileAlreadyStartedInstances: only running ones count (resumed)
-        self.ready -= starting
-        if self.strategy is not None:
-            self.strategy = self._strategy(listed)
-            healthy = {i.id for i in listed if considered_healthy(i)}
-            self.to_kill = deque(sorted(self.to_kill, key=lambda iid: iid in healthy))  # unhealthy first
-
-    def counts(self, i: Instance) -> bool:
-        if i.version == self.version:
-            return i.id in self.healthy and i.id in self.ready and considered_healthy(i)
-        return considered_healthy(i)
-
-    def _strategy(self, instances: list[Instance]) -> RestartStrategy:
-        old_running = sum(1 for i in instances if i.version != self.version and i.goal == "Running")
-        new_ready = sum(1 for i in instances if i.version == self.version and self.counts(i))
-        return restart_strategy(
-            instances=self.target,
-            minimum_health_capacity=self.upgrade_strategy.get("minimumHealthCapacity", 1.0),
-            maximum_over_capacity=self.upgrade_strategy.get("maximumOverCapacity", 1.0),
-            healthy=sum(1 for i in instances if self.counts(i)),
-            current=old_running + new_ready,
-            resident=self.goal == "Stopped",
-        )
-
-    def _instance_changed(self, inst: Instance) -> list[Action]:
-        """A new instance someone else decommissioned (``kill_tasks`` with wipe) no longer counts as
-        healthy or ready and leaves a slot to fill, as TaskReplaceActor does ("instanceTerminated(id);
-        instancesStarted -= 1; launchInstances()")."""
-        started = self.started
-        out = super()._instance_changed(inst)
-        if inst.version == self.version and inst.condition in CONSIDER_TERMINAL:
-            self._terminated(inst.id)
-        return out + self._launch() if self.started < started else out
-
-    def _became_ready(self, instance_id: str) -> list[Action]:
-        return self.progress() + self._check_finished()
-
-    def progress(self) -> list[Action]:
-        """Launch or kill what the instances as they are now allow (see the class)."""
-        s = self.strategy
-        if self.finished or s is None:
-            return []
-        room = s.max_capacity - len(self.old_active) - self.started
-        if self.started < self.target and room <= 0:
-            fresh = self._strategy(list(self.instances.values()))
-            if fresh.max_capacity > s.max_capacity:
-                self.strategy = replace(s, max_capacity=fresh.max_capacity)
-                return self._launch()
-        now = self.instances  # as the last changes showed them; killed ones are no longer in to_kill
-        alive = [iid for iid in self.to_kill if iid in self.old_active and now[iid].goal == "Running"]
-        dying = len(self.old_active) - len(alive)
-        new_ready = sum(1 for iid in self.healthy & self.ready if iid in now and self.counts(now[iid]))
-        need = max(self.target - self.started - max(0, room) - dying, new_ready + len(alive) - self.target)
-        healthy = new_ready + sum(1 for iid in alive if considered_healthy(now[iid]))
-        victims: list[str] = []
-        for iid in sorted(alive, key=lambda iid: considered_healthy(now[iid]))[: max(0, need)]:
-            if considered_healthy(now[iid]):
-                if healthy <= s.min_healthy:
-                    break
-                healthy -= 1
-            elif now[iid].condition == "Running" and now[iid].healthy is None:
-                continue  # no health verdict yet: it may be healthy in a moment
-            victims.append(iid)
-        self.to_kill = deque(i for i in self.to_kill if i not in victims)
-        return [Kill(tuple(victims), self.goal)] if victims else []
-
-
-Machine = RestartMachine | ScaleMachine | StopMachine
+Machine = ReplaceMachine | ScaleMachine | StopMachine
 
 
 @dataclass(frozen=True)
@@ -230,7 +131,7 @@ class Deployer:
         """Something about ``app_id``'s instances changed: restarts launch or kill what that allows."""
         out: list[Effect] = []
         for r, machine in self.machines_of(app_id):
-            if isinstance(machine, RestartMachine):
+            if isinstance(machine, ReplaceMachine):
                 out += self._effects(r, app_id, machine.progress())
         return out
 
@@ -294,5 +195,5 @@ def _machine(plan: dp.DeploymentPlan, action: dp.DeploymentAction, instances: li
     if action.verb == "Stop":
         return StopMachine(app, instances)
     if action.verb == "Restart":
-        return RestartMachine(app, instances)
+        return ReplaceMachine(app, instances)
     return ScaleMachine(app, instances, scale_to=action.scale_to, sentenced=action.sentenced)

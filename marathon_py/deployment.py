@@ -9,7 +9,7 @@ Marathon 1.10: ``core/deployment/DeploymentPlan.scala`` (plan, steps, actions, D
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -26,10 +26,6 @@ _STEP_EVENTS = frozenset({"deployment_info", "deployment_step_success", "deploym
 _PLAN_EVENTS = frozenset({"deployment_success", "deployment_failed"})
 # marathon-python builds MarathonDeploymentOriginalState/TargetState with exactly these keyword arguments.
 _GROUP_EVENT_KEYS = ("id", "apps", "pods", "groups", "dependencies", "version")
-LOCKED_MESSAGE = (
-    "App is locked by one or more deployments. Override with the option '?force=true'. "
-    "View details at '/v2/deployments/<DEPLOYMENT_ID>'."
-)
 
 
 @dataclass(frozen=True)
@@ -168,11 +164,6 @@ def deployment_info_json(info: StepInfo) -> JsonDict:
 def deployment_result_json(plan: DeploymentPlan) -> JsonDict:
     """The body of every ``deployable`` call (§1.4); the id also goes into ``Marathon-Deployment-Id``."""
     return {"deploymentId": plan.id, "version": plan.version}
-
-
-def locked_json(conflicting: Iterable[DeploymentPlan]) -> JsonDict:
-    """The 409 body of AppLockedException (``<DEPLOYMENT_ID>`` is literal, as in Marathon)."""
-    return {"message": LOCKED_MESSAGE, "deployments": [{"id": p.id} for p in conflicting]}
 
 
 def event_json(

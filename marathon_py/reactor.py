@@ -9,7 +9,7 @@ schedule live here too, as do the scale checks of apps no deployment locks (§8)
 Rules beyond the modules it drives: the machines see a running instance of a version without health checks
 as healthy (Marathon's ``consideredHealthy``); an instance expunged by a goal change reports that goal to
 them (the tracker's update only carries the record before the change); restarts re-evaluate after every
-change of their app (``deployer.RestartMachine.progress``); and an instance the tracker gives up on
+change of their app (``upgrade.ReplaceMachine.progress``); and an instance the tracker gives up on
 (unreachable past ``expungeAfterSeconds``) while a machine counts on its version is replaced at once, as the
 scale check would do outside deployments.
 """

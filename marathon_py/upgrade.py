@@ -3,10 +3,13 @@ Marathon 1.10's ``TaskReplaceActor`` (reference §7.1) and the scale step of ``D
 (``ScalingProposition`` to pick instances to kill, §5, then ``TaskStartActor``), both with the health and
 readiness bookkeeping of ``ReadinessBehavior``.
 
-The caller feeds instance changes, health changes and readiness results in and carries out what comes
-out: ``Launch(n)`` (queue n new instances of the app's version), ``Kill(ids, goal)`` (set the goal; the kill
-service does the rest), ``ResetDelay()`` (reset the launch backoff) and ``Done()``. A new instance that
-fails keeps goal Running and is relaunched under the same id by the launcher, not by these machines.
+The caller feeds instance changes, health changes and readiness results in (and asks a restart for its
+``progress`` after every change) and carries out what comes out: ``Launch(n)`` (queue n new instances of
+the app's version), ``Kill(ids, goal)`` (set the goal; the kill service does the rest), ``ResetDelay()``
+(reset the launch backoff) and ``Done()``. A new instance that fails keeps goal Running and is relaunched
+under the same id by the launcher, not by these machines. The machines know only the checks of the version
+they deploy, so the ``Instance`` views the caller hands in carry health by each instance's own version:
+a running instance of a version without health checks is ``healthy=True`` (``considered_healthy``).
 Arithmetic is Marathon's own, including its IEEE double rounding: ``ceil(N * minimumHealthCapacity)`` and
 ``floor(N * (1 + maximumOverCapacity))`` (so N=100, maximumOverCapacity=0.15 allows 114, not 115).
 """
@@ -18,7 +21,7 @@ import functools
 import math
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 # InstanceChangedPredicates.considerTerminal: "the old task is gone" (not all of them are terminal).
@@ -133,9 +136,19 @@ def restart_strategy(
     return RestartStrategy(min_healthy, max_capacity, kill)
 
 
+def considered_healthy(instance: Instance) -> bool:
+    """Marathon's ``Instance.consideredHealthy`` as a restart counts it: goal Running, running and healthy.
+
+    Health is judged by the instance's *own* version's checks, which the machines do not know for other
+    versions: the caller marks a running instance of a version without health checks healthy (and leaves
+    ``healthy`` to the check results otherwise). Unlike Marathon, an instance not running yet is never
+    healthy, checks or not."""
+    return instance.goal == "Running" and instance.condition == "Running" and instance.healthy is True
+
+
 class _Readiness(abc.ABC):
-    """ReadinessBehavior: which new-version instances are healthy (health checks, else running) and ready
-    (readiness checks, else healthy). ``_became_ready`` fires when an instance turns both."""
+    """ReadinessBehavior: which new-version instances with goal Running are healthy (health checks, else
+    running) and ready (readiness checks, else healthy). ``_became_ready`` fires when one turns both."""
 
     def __init__(self, app: Mapping[str, Any], instances: Iterable[Instance]) -> None:
         self.app_id: str = app["id"]
@@ -147,7 +160,19 @@ class _Readiness(abc.ABC):
         self.ready: set[str] = set()
         self.finished = False
 
+    def _observe(self, event: Event) -> None:
+        """Keep ``instances`` as the events show them (a health result updates the instance's health)."""
+        if isinstance(event, Changed):
+            self.instances[event.instance.id] = event.instance
+        elif isinstance(event, HealthChanged):
+            inst = self.instances.get(event.instance_id)
+            if inst is not None and inst.version == event.version:
+                self.instances[inst.id] = replace(inst, healthy=event.healthy)
+
     def _mark(self, instance_id: str, *, healthy: bool = False, ready: bool = False) -> list[Action]:
+        inst = self.instances.get(instance_id)
+        if inst is not None and inst.goal != "Running":  # decommissioned: it will not serve
+            return []
         before = instance_id in self.healthy and instance_id in self.ready
         if healthy:
             self.healthy.add(instance_id)
@@ -191,42 +216,67 @@ class _Readiness(abc.ABC):
 
 
 class ReplaceMachine(_Readiness):
-    """A RestartApplication action (TaskReplaceActor). Old instances are those of another version; they
-    are killed unhealthy first, then (Marathon leaves the order to the instance tracker) by killSelection
-    on start time. Call ``start()`` once, then ``handle()`` per event."""
+    """A RestartApplication action: Marathon 1.10's TaskReplaceActor (§7.1), except where that gets stuck
+    or drops below ``minHealthy``. Call ``start()`` once, ``handle()`` per event and ``progress()`` after
+    every change of the app's instances.
+
+    * Old instances are those of another version with goal Running. Healthy is ``considered_healthy``
+      (the caller's contract there); a new instance counts once healthy *and* ready as well. The strategy
+      counts old instances with goal Running and new ones that count (not decommissioned ones, nor new ones
+      still starting), so a resumed restart does not kill old instances below ``minHealthy``.
+    * Old instances go by what is true now (``progress``), not by one kill per new instance turning ready:
+      while ready new ones and old ones with goal Running exceed ``instances``, or launches still to come
+      need room; healthy ones only while more than ``minHealthy`` are healthy; unhealthy ones first, then
+      by killSelection on start time (not those still waiting for their first health verdict). A resumed
+      restart thus does not kill again for a new instance that was ready before the failover, and one whose
+      strategy was fixed while old instances were still starting is not stuck: the one extra instance of
+      ``minHealthy == maxCapacity`` is allowed once that many are healthy.
+    * A new instance that fails keeps goal Running and is relaunched by the launcher; one someone else
+      decommissioned stops counting and, once gone, is replaced ("instancesStarted -= 1").
+    * A resumed restart (``reconcileAlreadyStartedInstances``) counts the new instances with goal Running
+      as started and only the running ones as already healthy (and ready, without readiness checks).
+    """
 
     def __init__(self, app: Mapping[str, Any], instances: Iterable[Instance]) -> None:
         super().__init__(app, instances)
         self.target: int = app.get("instances", 1)
         self.goal = "Stopped" if _is_resident(app) else "Decommissioned"
+        self.upgrade_strategy: Mapping[str, Any] = app.get("upgradeStrategy") or {}
         current = list(self.instances.values())
         new = [i for i in current if i.version == self.version]
         old_active = [i for i in current if i.version != self.version and i.goal == "Running"]
         self.old_active: set[str] = {i.id for i in old_active}
-        self.started = len(new)
+        self.retired: set[str] = {i.id for i in new if i.goal != "Running"}  # new, but no longer started
+        self.started = len(new) - len(self.retired)
         youngest = (app.get("killSelection") or "YOUNGEST_FIRST") == "YOUNGEST_FIRST"
         by_age = sorted(old_active, key=lambda i: i.started_at or "", reverse=youngest)
-        by_age.sort(key=self._considered_healthy)  # stable: unhealthy first
+        by_age.sort(key=considered_healthy)  # stable: unhealthy first
         self.to_kill: deque[str] = deque(i.id for i in by_age)
-        self.strategy: RestartStrategy | None = None
-        if self.target > 0:
-            strategy = app.get("upgradeStrategy") or {}
-            self.strategy = restart_strategy(
-                instances=self.target,
-                minimum_health_capacity=strategy.get("minimumHealthCapacity", 1.0),
-                maximum_over_capacity=strategy.get("maximumOverCapacity", 1.0),
-                healthy=sum(1 for i in current if i.goal == "Running" and self._considered_healthy(i)),
-                current=len(current),
-                resident=_is_resident(app),
-            )
-        for i in new:  # reconcileAlreadyStartedInstances
-            if not self.has_health or i.healthy:
-                self.healthy.add(i.id)
-            if not self.has_readiness:
-                self.ready.add(i.id)
+        for i in new:  # reconcileAlreadyStartedInstances (a resumed restart): running ones only
+            if i.goal == "Running" and i.condition == "Running":
+                if not self.has_health or i.healthy:
+                    self.healthy.add(i.id)
+                if not self.has_readiness:
+                    self.ready.add(i.id)
+        self.strategy = self._strategy() if self.target > 0 else None
 
-    def _considered_healthy(self, instance: Instance) -> bool:
-        return not self.has_health or bool(instance.healthy)
+    def _counts(self, i: Instance) -> bool:
+        """Does ``i`` count as healthy for the restart (a new instance must be healthy and ready too)?"""
+        fresh = i.version != self.version or (i.id in self.healthy and i.id in self.ready)
+        return fresh and considered_healthy(i)
+
+    def _strategy(self) -> RestartStrategy:
+        current = self.instances.values()
+        old_running = sum(1 for i in current if i.version != self.version and i.goal == "Running")
+        new_ready = sum(1 for i in current if i.version == self.version and self._counts(i))
+        return restart_strategy(
+            instances=self.target,
+            minimum_health_capacity=self.upgrade_strategy.get("minimumHealthCapacity", 1.0),
+            maximum_over_capacity=self.upgrade_strategy.get("maximumOverCapacity", 1.0),
+            healthy=sum(1 for i in current if self._counts(i)),
+            current=old_running + new_ready,
+            resident=self.goal == "Stopped",
+        )
 
     def start(self) -> list[Action]:
         if self.strategy is None:  # DeploymentActor.restartRunnable: nothing to do at 0 instances
@@ -239,8 +289,7 @@ class ReplaceMachine(_Readiness):
     def handle(self, event: Event) -> list[Action]:
         if self.finished:
             return []
-        if isinstance(event, Changed):
-            self.instances[event.instance.id] = event.instance
+        self._observe(event)
         out = self._readiness_event(event)
         if isinstance(event, Changed):
             out += self._instance_changed(event.instance)
@@ -249,18 +298,18 @@ class ReplaceMachine(_Readiness):
     def _instance_changed(self, inst: Instance) -> list[Action]:
         gone = inst.condition in CONSIDER_TERMINAL
         if inst.version == self.version:
-            if gone and inst.goal == "Running":  # the launcher relaunches it
+            if gone or inst.goal != "Running":
                 self._terminated(inst.id)
-            elif gone:  # someone else changed the goal of a new instance
+            if gone and inst.goal != "Running" and inst.id not in self.retired:
+                self.retired.add(inst.id)  # someone else decommissioned it: its slot is filled anew
                 self.started -= 1
-            return []
+                return self._launch()
+            return []  # a failed one keeps goal Running: the launcher relaunches it
         if gone and inst.goal == "Running":  # died on its own: decommission, fill the slot with a new one
             self.old_active.discard(inst.id)
-            self._terminated(inst.id)
             return [Kill((inst.id,), self.goal), *self._launch(), *self._check_finished()]
         if (gone or inst.condition == "Scheduled") and inst.goal != "Running":
             self.old_active.discard(inst.id)
-            self._terminated(inst.id)
             return self._launch() + self._check_finished()
         return []
 
@@ -272,12 +321,36 @@ class ReplaceMachine(_Readiness):
         return [Launch(count)] if count > 0 else []
 
     def _became_ready(self, instance_id: str) -> list[Action]:
-        out: list[Action] = []
-        if self.to_kill:
-            victim = self.to_kill.popleft()
-            if victim in self.old_active:  # else it already died and was decommissioned
-                out.append(Kill((victim,), self.goal))
-        return out + self._check_finished()
+        return self.progress() + self._check_finished()
+
+    def progress(self) -> list[Action]:
+        """Launch or kill what the instances as they are now allow (see the class)."""
+        s = self.strategy
+        if self.finished or s is None:
+            return []
+        room = s.max_capacity - len(self.old_active) - self.started
+        if self.started < self.target and room <= 0:
+            fresh = self._strategy()
+            if fresh.max_capacity > s.max_capacity:
+                self.strategy = replace(s, max_capacity=fresh.max_capacity)
+                return self._launch()
+        now = self.instances  # as the last changes showed them; killed ones are no longer in to_kill
+        alive = [iid for iid in self.to_kill if iid in self.old_active and now[iid].goal == "Running"]
+        dying = len(self.old_active) - len(alive)
+        new_ready = sum(1 for iid in self.healthy & self.ready if iid in now and self._counts(now[iid]))
+        need = max(self.target - self.started - max(0, room) - dying, new_ready + len(alive) - self.target)
+        healthy = new_ready + sum(1 for iid in alive if considered_healthy(now[iid]))
+        victims: list[str] = []
+        for iid in sorted(alive, key=lambda iid: considered_healthy(now[iid]))[: max(0, need)]:
+            if considered_healthy(now[iid]):
+                if healthy <= s.min_healthy:
+                    break
+                healthy -= 1
+            elif now[iid].condition == "Running" and now[iid].healthy is None:
+                continue  # no health verdict yet: it may be healthy in a moment
+            victims.append(iid)
+        self.to_kill = deque(i for i in self.to_kill if i not in victims)
+        return [Kill(tuple(victims), self.goal)] if victims else []
 
     def _check_finished(self) -> list[Action]:
         if self._target_reached(self.target) and not self.old_active:
@@ -289,6 +362,12 @@ class ReplaceMachine(_Readiness):
 class ScalingProposition:
     to_decommission: tuple[Instance, ...]
     to_start: int
+
+
+def _counts_as_running(i: Instance) -> bool:
+    """Runs or will (goal Running; a terminal one waits for its relaunch, Marathon's ``isScheduled``), and
+    is not UnreachableInactive (the scale check replaces those)."""
+    return i.goal == "Running" and i.condition != "UnreachableInactive"
 
 
 def _select(youngest_first: bool, a: str | None, b: str | None) -> bool:
@@ -329,7 +408,7 @@ def propose_scaling(
     """Which instances go, and how many to start (§5 "Scale-down order"): explicitly sentenced ones, then
     those ``meet_constraints`` picks (GROUP_BY rebalancing), then the rest by condition and killSelection.
     Only goal-Running instances that are not UnreachableInactive count as running."""
-    running = [i for i in instances if i.goal == "Running" and i.condition != "UnreachableInactive"]
+    running = [i for i in instances if _counts_as_running(i)]
     doomed = set(sentenced)
     chosen = [i for i in running if i.id in doomed]
     rest = [i for i in running if i.id not in doomed]
@@ -382,7 +461,9 @@ class ScaleMachine(_Readiness):
         return out
 
     def _live_count(self) -> int:
-        return sum(1 for i in self.instances.values() if i.condition in ACTIVE or i.condition == "Scheduled")
+        """TaskStartActor's ``isActive || isScheduled`` count, as ``propose_scaling`` counts: instances
+        someone decommissions are not live even while their task still runs."""
+        return sum(1 for i in self.instances.values() if _counts_as_running(i))
 
     def _start_phase(self) -> list[Action]:
         self.to_start = max(0, self.scale_to - self._live_count())
@@ -399,9 +480,9 @@ class ScaleMachine(_Readiness):
     def handle(self, event: Event) -> list[Action]:
         if self.finished:
             return []
+        self._observe(event)
         if isinstance(event, Changed):
             inst = event.instance
-            self.instances[inst.id] = inst
             if self.to_start is None:
                 if inst.id in self.waiting and inst.condition in CONSIDER_TERMINAL:
                     self.waiting.discard(inst.id)

@@ -11,6 +11,10 @@ Marathon answers bad input in three stages, and so do we:
   (``ValidationError``; wix-accord's messages such as ``got -3.0, expected 0.0 or more``).
 
 Details are grouped per path in first-seen order with distinct messages, as Marathon's writers do.
+
+The other refusals the pure modules raise live here too, so that the core and the HTTP layer share one
+definition (``api/MarathonExceptionMapper.scala``): ``NotFound`` (404, ``RestResource``'s messages),
+``Conflict``/``AppLocked`` (409), ``TooManyDeployments`` (403) and ``IllegalArgument`` (422, bare message).
 """
 
 from __future__ import annotations
@@ -94,6 +98,79 @@ class Conflict(ApiError):
     """409 with Marathon's message (existing ids, ``ConflictingChangeException``)."""
 
     status = 409
+
+
+LOCKED_MESSAGE = (
+    "App is locked by one or more deployments. Override with the option '?force=true'. "
+    "View details at '/v2/deployments/<DEPLOYMENT_ID>'."
+)
+
+
+class AppLocked(Conflict):
+    """409 ``AppLockedException``: the change touches run specs the listed deployments lock (§1.3
+    ``deployable``, §7.4); ``<DEPLOYMENT_ID>`` in the message is literal, as in Marathon."""
+
+    def __init__(self, deployment_ids: Iterable[str]) -> None:
+        super().__init__(LOCKED_MESSAGE)
+        self.deployment_ids = list(deployment_ids)
+
+    def body(self) -> dict[str, Any]:
+        return {"message": self.message, "deployments": [{"id": d} for d in self.deployment_ids]}
+
+
+class NotFound(ApiError):
+    """404 with the messages of ``RestResource`` / ``Exception.scala`` (§1.5)."""
+
+    status = 404
+
+    @staticmethod
+    def _versioned(text: str, version: str | None) -> str:
+        return text if version is None else f"{text} in version {version}"
+
+    @classmethod
+    def app(cls, app_id: str, version: str | None = None) -> NotFound:
+        return cls(cls._versioned(f"App '{app_id}' does not exist", version))
+
+    @classmethod
+    def pod(cls, pod_id: str, version: str | None = None) -> NotFound:
+        return cls(cls._versioned(f"Pod '{pod_id}' does not exist", version))
+
+    @classmethod
+    def group(cls, group_id: str, version: str | None = None) -> NotFound:
+        return cls(cls._versioned(f"Group '{group_id}' does not exist", version))
+
+    @classmethod
+    def task(cls, task_id: str) -> NotFound:
+        return cls(f"Task '{task_id}' does not exist")
+
+    @classmethod
+    def deployment(cls, deployment_id: str) -> NotFound:
+        return cls(f"DeploymentPlan {deployment_id} does not exist")
+
+    @classmethod
+    def queued(cls, run_spec_id: str) -> NotFound:
+        return cls(f"Application {run_spec_id} not found in tasks queue.")
+
+
+class TooManyDeployments(ApiError):
+    """403 ``TooManyRunningDeploymentsException`` (its message, missing space included)."""
+
+    status = 403
+
+    def __init__(self, max_running: int) -> None:
+        super().__init__(
+            f"Max number ({max_running}) of running deployments is achieved. Wait for existing deployments "
+            "to complete or cancel oneusing force=true parameter. You can increase max deployment number by "
+            "using --max_running_deployments parameter but be advised that this can have negative effects "
+            "on the performance."
+        )
+
+
+class IllegalArgument(ApiError):
+    """422 with a bare message: Marathon's mapping of ``IllegalArgumentException`` (e.g. an unparsable label
+    selector, a group version that does not exist)."""
+
+    status = 422
 
 
 def group_details(details: Iterable[Detail]) -> list[dict[str, Any]]:

@@ -232,6 +232,9 @@ class ZkStore:
     def task_failure(self, app_id: str) -> Any | None:
         return self._docs["taskFailure"].get(app_id)
 
+    def task_failures(self) -> Mapping[str, Any]:
+        return MappingProxyType(self._docs["taskFailure"])
+
     def framework_id(self) -> str | None:
         return self._framework_id
 

@@ -1,8 +1,8 @@
 """``paasctl dev up|down|status``: a single-host development cluster as local background processes.
 
 One zk_py (standalone), one master-py electing itself through it, one agent-py finding the master
-through ZooKeeper and running tasks on the local Docker Engine (plus the process containerizer), all on
-127.0.0.1 and started with this interpreter (``sys.executable -m …``), so the installed code runs.
+through ZooKeeper and running tasks on the local Docker Engine (plus the process containerizer), and one
+marathon-py (state and election in the same ZooKeeper, Mesos found through it), all on 127.0.0.1 and started with this interpreter (``sys.executable -m …``), so the installed code runs.
 This module is the commands and their options; the cluster's layout and cluster.json are
 paasctl.devcluster, its processes paasctl.devprocess, the tasks it leaves behind paasctl.devtasks.
 Logs go to ``WORKDIR/logs``.  A fresh ``up`` starts from empty ZooKeeper data and agent work dir
@@ -179,7 +179,7 @@ def cmd_down(args: argparse.Namespace) -> Outcome:
         report: dict[str, Any] = {"ok": True, "workdir": str(workdir), "stopped": {}}
         text = f"no dev cluster in {workdir}"
     else:
-        stopped = {"agent": stop(state.get("agent"))}
+        stopped = {"marathon": stop(state.get("marathon")), "agent": stop(state.get("agent"))}
         tasks = remove_tasks(workdir / "agent")
         for part in ("master", "zookeeper"):
             stopped[part] = stop(state.get(part))
@@ -244,7 +244,7 @@ def register(
     kw: dict[str, Any] = {"parents": [common, workdir], "formatter_class": formatter, "epilog": epilog}
     dev = groups.add_parser(
         "dev",
-        help="single-host development cluster (ZooKeeper, master, agent)",
+        help="single-host development cluster (ZooKeeper, master, agent, Marathon)",
         description="Start, inspect and stop a development cluster of local processes on 127.0.0.1.",
         **kw,
     )
@@ -252,8 +252,8 @@ def register(
     p = sub.add_parser(
         "up",
         help="start the cluster (no-op if it runs)",
-        description="Start zk_py, master-py and agent-py in the background and wait until they are healthy. "
-        "Default ports 2181, 5050, 5051 when free, else any free port.",
+        description="Start zk_py, master-py, agent-py and marathon-py in the background and wait until they "
+        "are healthy. Default ports 2181, 5050, 5051, 8080 when free, else any free port.",
         **kw,
     )
     p.add_argument(

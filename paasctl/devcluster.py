@@ -18,16 +18,16 @@ from paasctl.common import CliError
 from paasctl.mesosformat import table, yes_no
 
 HOST = "127.0.0.1"
-PARTS = ("zookeeper", "master", "agent")  # start order; stopped in reverse
-DEFAULT_PORTS = {"zookeeper": 2181, "master": 5050, "agent": 5051}
+PARTS = ("zookeeper", "master", "agent", "marathon")  # start order; stopped in reverse
+DEFAULT_PORTS = {"zookeeper": 2181, "master": 5050, "agent": 5051, "marathon": 8080}
 STATE_FILE = "cluster.json"
 MARKER = ".paasctl-dev"  # a directory without it (and not empty) is not ours to wipe
 Step = tuple[str, list[str], dict[str, Any]]  # part, ``python -m`` arguments, extra cluster.json fields
 
 
-def zk_url(ports: Mapping[str, int]) -> str:
-    """The ``--master``/``--zk`` URL of the cluster's ZooKeeper group."""
-    return f"zk://{HOST}:{ports['zookeeper']}/mesos"
+def zk_url(ports: Mapping[str, int], group: str = "mesos") -> str:
+    """The ``--master``/``--zk`` URL of one of the cluster's ZooKeeper groups (``mesos``, ``marathon``)."""
+    return f"zk://{HOST}:{ports['zookeeper']}/{group}"
 
 
 def zoo_cfg(data_dir: Path, port: int) -> str:
@@ -57,10 +57,15 @@ def commands(
         agent += ["--ip", HOST]
     if resources:
         agent += ["--resources", resources]
+    marathon = [
+        "marathon_py", "--master", url, "--zk", zk_url(ports, "marathon"), "--hostname", HOST,
+        "--http_address", HOST, "--http_port", str(ports["marathon"]),
+    ]  # fmt: skip
     return [
         ("zookeeper", ["zk_py", str(workdir / "zookeeper" / "zoo.cfg")], {}),
         ("master", master, {"url": f"http://{HOST}:{ports['master']}"}),
         ("agent", agent, {"work_dir": str(workdir / "agent")}),
+        ("marathon", marathon, {"url": f"http://{HOST}:{ports['marathon']}"}),
     ]
 
 
@@ -93,6 +98,7 @@ def endpoints(state: dict[str, Any]) -> dict[str, Any]:
         "zk": state.get("zk_url"),
         "master": (state.get("master") or {}).get("url"),
         "agent": f"{HOST}:{state['agent']['port']}" if state.get("agent") else None,
+        "marathon": (state.get("marathon") or {}).get("url"),
         "containerizers": state.get("containerizers"),
         "pids": {p: state[p]["pid"] for p in PARTS if state.get(p)},
         "logs": str(Path(str(state.get("workdir"))) / "logs"),
@@ -108,8 +114,10 @@ def up_text(eps: dict[str, Any], heading: str, warnings: list[str]) -> str:
         f"  zookeeper  {eps['zookeeper']}",
         f"  master     {eps['master']}  (--master {eps['zk']})",
         f"  agent      {eps['agent']}  (containerizers {','.join(eps['containerizers'] or [])})",
+        f"  marathon   {eps['marathon']}",
         f"  logs       {eps['logs']}",
         f"try: paasctl master state --master {eps['zk']}",
+        f"     paasctl app list --marathon {eps['marathon']}",
     ]
     return "\n".join([*lines, *(f"warning: {w}" for w in warnings)])
 

@@ -209,6 +209,19 @@ def agent_healthy(entry: dict[str, Any], master: dict[str, Any] | None) -> tuple
     return False, "not registered"
 
 
+def marathon_healthy(entry: dict[str, Any]) -> tuple[bool, str]:
+    """Elected and subscribed to Mesos (it has a framework id)."""
+    try:
+        info = get_json(entry["url"], "/v2/info", PROBE_TIMEOUT, "marathon")
+    except CliError as e:
+        return False, e.message
+    if not info.get("elected"):
+        return False, f"not leading (leader {info.get('leader') or 'unknown'})"
+    if not info.get("frameworkId"):
+        return False, "elected, not yet subscribed to Mesos"
+    return True, f"elected, framework {info['frameworkId']}"
+
+
 def check(state: dict[str, Any], name: str) -> tuple[bool, bool, str]:
     """(running, healthy, detail) of one recorded part."""
     entry = state.get(name)
@@ -219,6 +232,8 @@ def check(state: dict[str, Any], name: str) -> tuple[bool, bool, str]:
         ok, detail = zk_healthy(entry)
     elif name == "master":
         ok, detail = master_healthy(entry)
+    elif name == "marathon":
+        ok, detail = marathon_healthy(entry)
     else:
         ok, detail = agent_healthy(entry, state.get("master"))
     return True, ok, detail

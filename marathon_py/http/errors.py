@@ -3,7 +3,9 @@
 ``error_middleware`` is the outermost middleware: whatever a handler raises leaves as Marathon's JSON
 error (``api/MarathonExceptionMapper.scala``), never as a stack trace:
 
-* ``marathon_py.validation.ApiError`` and its subclasses (including the ones here) → their status and body;
+* ``marathon_py.validation.ApiError`` and its subclasses (``NotFound``, ``AppLocked``, ``TooManyDeployments``
+  live there, so the pure core raises them too; ``HttpError`` here adds any status and headers) → their
+  status and body;
 * a body that is not JSON (``json.JSONDecodeError``, bad UTF-8) → 400 ``{"message": "Invalid JSON", ...}``;
 * aiohttp's own refusals (405, 413, …) → their status with the reason phrase as the message, as Jersey's
   ``WebApplicationException``; a path no route matches → **500** ``{"message": "URI not found"}`` (Jersey's
@@ -17,15 +19,26 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from http import HTTPStatus
 from typing import Any
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from marathon_py.deployment import LOCKED_MESSAGE
-from marathon_py.validation import ApiError, Conflict
+from marathon_py.validation import ApiError, AppLocked, NotFound, TooManyDeployments
+
+__all__ = [
+    "AppLocked",
+    "HttpError",
+    "NotFound",
+    "TooManyDeployments",
+    "dumps",
+    "error_middleware",
+    "error_response",
+    "json_response",
+    "unknown_route",
+]
 
 log = logging.getLogger(__name__)
 
@@ -48,59 +61,9 @@ class HttpError(ApiError):
         return {"message": self.message, **self.extra}
 
 
-class NotFound(HttpError):
-    """404 with the messages of ``RestResource`` / ``Exception.scala``."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(404, message)
-
-    @staticmethod
-    def _versioned(text: str, version: str | None) -> str:
-        return text if version is None else f"{text} in version {version}"
-
-    @classmethod
-    def app(cls, app_id: str, version: str | None = None) -> NotFound:
-        return cls(cls._versioned(f"App '{app_id}' does not exist", version))
-
-    @classmethod
-    def pod(cls, pod_id: str, version: str | None = None) -> NotFound:
-        return cls(cls._versioned(f"Pod '{pod_id}' does not exist", version))
-
-    @classmethod
-    def group(cls, group_id: str, version: str | None = None) -> NotFound:
-        return cls(cls._versioned(f"Group '{group_id}' does not exist", version))
-
-    @classmethod
-    def task(cls, task_id: str) -> NotFound:
-        return cls(f"Task '{task_id}' does not exist")
-
-    @classmethod
-    def deployment(cls, deployment_id: str) -> NotFound:
-        return cls(f"DeploymentPlan {deployment_id} does not exist")
-
-
-class AppLocked(Conflict):
-    """409 ``AppLockedException``: the run spec is locked by the listed deployments (§1.3 ``deployable``)."""
-
-    def __init__(self, deployment_ids: Iterable[str]) -> None:
-        super().__init__(LOCKED_MESSAGE)
-        self.deployment_ids = list(deployment_ids)
-
-    def body(self) -> dict[str, Any]:
-        return {"message": self.message, "deployments": [{"id": d} for d in self.deployment_ids]}
-
-
-class TooManyDeployments(HttpError):
-    """403 ``TooManyRunningDeploymentsException`` (its message, missing space included)."""
-
-    def __init__(self, max_running: int) -> None:
-        super().__init__(
-            403,
-            f"Max number ({max_running}) of running deployments is achieved. Wait for existing deployments "
-            "to complete or cancel oneusing force=true parameter. You can increase max deployment number by "
-            "using --max_running_deployments parameter but be advised that this can have negative effects "
-            "on the performance.",
-        )
+def unknown_route() -> HttpError:
+    """What a handler raises for a path below its prefix that names nothing (Jersey's 404 → 500)."""
+    return HttpError(UNKNOWN_ROUTE_STATUS, UNKNOWN_ROUTE_MESSAGE)
 
 
 def dumps(doc: object) -> str:

@@ -2,7 +2,8 @@
 
 Marathon describes its API in RAML; this is the same surface for OpenAPI tooling. Schemas are coarse
 (objects keep ``additionalProperties``) and name the fields clients read (§4.1, §9). Run spec and group ids
-contain slashes: a ``{appId}``/``{groupId}`` parameter stands for the whole id, e.g. ``prod/web``.
+contain slashes: a ``{appId}``/``{groupId}`` parameter stands for the whole id, e.g. ``prod/web``. The
+routes ``http.api.add_routes`` serves are listed here; ``test_marathon_api_misc`` keeps the two in step.
 """
 
 from __future__ import annotations
@@ -19,7 +20,13 @@ Doc = dict[str, Any]
 Responses = dict[str, tuple[str, Doc | None]]  # status → (description, content)
 OPENAPI_PATH = "/openapi.json"
 _ERRORS = {"400": "Invalid request", "401": "Invalid username or password", "404": "Unknown id"}
-_DEPLOYABLE_ERRORS = {**_ERRORS, "409": "Locked by a deployment", "422": "Object is not valid"}
+_DEPLOYABLE_ERRORS = {
+    **_ERRORS,
+    "403": "Too many running deployments",
+    "409": "Locked by a deployment",
+    "422": "Object is not valid",
+}
+_TASK_LIST_ERRORS = {**_ERRORS, "406": "text/plain only (deprecated in 1.10)"}
 
 
 def _ref(name: str) -> Doc:
@@ -49,6 +56,7 @@ SCHEMAS: Doc = {
     "Error": _obj("message", message=STR, details=_array(_obj(path=STR, errors=_array(STR)))),
     "Message": _obj("message", message=STR),
     "DeploymentResult": _obj("deploymentId", "version", deploymentId=STR, version=STR),
+    "DeploymentSteps": _obj("steps", steps=_array(_obj(actions=_array(MAP)))),
     "App": _obj(
         args=_array(STR),
         labels=_t("object", additionalProperties=STR),
@@ -114,6 +122,7 @@ GROUP_ID = _id("groupId", "group id without the leading slash; may contain slash
 TASK_ID = _id("taskId", "Mesos task id")
 VERSION_ID = _id("version", "ISO-8601 version timestamp")
 FORCE = _query("force", description="override deployment locks")
+FORCE_TRUE = _query("force", description="override deployment locks (default true)")
 EMBED = _query("embed", "string", "embedded fields (apps.tasks, apps.counts …)", repeat=True)
 KILL = [_query("scale"), _query("wipe"), FORCE]
 
@@ -159,6 +168,18 @@ def _get(op_id: str, summary: str, schema: Doc, params: list[Doc] | None = None)
     return _op(op_id, summary, {"200": ("OK", _json(schema))}, params)
 
 
+def _created(op_id: str, summary: str, params: list[Doc], body: Doc, content: Doc | None = None) -> Doc:
+    """A ``deployable`` create: 201 with ``Location`` and ``Marathon-Deployment-Id``."""
+    body_schema = _ref("DeploymentResult") if content is None else content
+    return _op(op_id, summary, {"201": ("Created", _json(body_schema))}, params, body, _DEPLOYABLE_ERRORS)
+
+
+def _group_put(op_id: str, summary: str, params: list[Doc]) -> Doc:
+    either = {"oneOf": [_ref("DeploymentResult"), _ref("DeploymentSteps")]}
+    ok: Responses = {"200": ("Deployment started; with dryRun=true the plan's steps", _json(either))}
+    return _op(op_id, summary, ok, [*params, FORCE, DRY_RUN], _ref("Group"), _DEPLOYABLE_ERRORS)
+
+
 PARTIAL = _query("partialUpdate", description="absent fields keep their values (default true)")
 DRY_RUN = _query("dryRun", description="answer the plan's steps without deploying")
 TASKS = _obj(tasks=_array(_ref("Task")))
@@ -169,8 +190,7 @@ PATHS: Doc = {
     "/v2/apps": {
         "get": _get("apps_list", "List apps", _obj(apps=_array(_ref("App"))),
                     [_query("cmd", "string"), _query("id", "string"), _query("label", "string"), EMBED]),
-        "post": _deployable("apps_create", "Create an app", [FORCE], _ref("App"),
-                            {"201": ("Created", _json(_ref("App")))}),
+        "post": _created("apps_create", "Create an app", [FORCE], _ref("App"), _ref("App")),
         "put": _deployable("apps_putMany", "Create or update apps", [FORCE, PARTIAL], _array(_ref("App"))),
         "patch": _deployable("apps_patchMany", "Update apps", [FORCE], _array(_ref("App"))),
     },
@@ -179,16 +199,23 @@ PATHS: Doc = {
         "put": _deployable("apps_put", "Create or update an app", [APP_ID, FORCE, PARTIAL], _ref("App"),
                            CREATED),
         "patch": _deployable("apps_patch", "Update an app", [APP_ID, FORCE], _ref("App")),
-        "delete": _deployable("apps_delete", "Destroy an app", [APP_ID, FORCE]),
+        "delete": _deployable("apps_delete", "Destroy an app", [APP_ID, FORCE_TRUE]),
+    },
+    "/v2/apps/{groupId}/*": {
+        "get": _get("apps_inGroup", "Every app below a group", _obj(**{"*": _array(_ref("App"))}),
+                    [GROUP_ID, EMBED]),
     },
     "/v2/apps/{appId}/restart": {"post": _deployable("apps_restart", "Restart an app", [APP_ID, FORCE])},
     "/v2/apps/{appId}/tasks": {
-        "get": _get("apps_tasks", "Tasks of an app", TASKS, [APP_ID]),
+        "get": _op("apps_tasks", "Tasks of an app (or of every app below a group: appId = groupId/*)",
+                   {"200": ("OK", _json(TASKS))}, [APP_ID], errors=_TASK_LIST_ERRORS),
         "delete": _deployable("apps_killTasks", "Kill tasks of an app",
-                              [APP_ID, _query("host", "string"), *KILL], also=KILLED),
+                              [APP_ID, _query("host", "string", "only tasks on this host; * = all"), *KILL],
+                              also=KILLED),
     },
     "/v2/apps/{appId}/tasks/{taskId}": {
-        "delete": _deployable("apps_killTask", "Kill one task", [APP_ID, TASK_ID, *KILL], also=KILLED),
+        "delete": _deployable("apps_killTask", "Kill one task", [APP_ID, TASK_ID, *KILL],
+                              also={"200": ("The killed task, or a deployment with scale=true", _json(MAP))}),
     },
     "/v2/apps/{appId}/versions": {
         "get": _get("apps_versions", "Versions of an app", _obj(versions=_array(STR)), [APP_ID]),
@@ -198,30 +225,44 @@ PATHS: Doc = {
     },
     "/v2/groups": {
         "get": _get("groups_root", "The root group", _ref("Group"), [EMBED]),
-        "post": _deployable("groups_create", "Create a group", [FORCE], _ref("Group"), CREATED),
-        "put": _deployable("groups_putRoot", "Update the root group", [FORCE, DRY_RUN], _ref("Group")),
+        "post": _created("groups_create", "Create a group", [FORCE], _ref("Group")),
+        "put": _group_put("groups_putRoot", "Update the root group", []),
         "delete": _deployable("groups_deleteRoot", "Remove everything", [FORCE]),
+    },
+    "/v2/groups/apps": {"get": _get("groups_rootApps", "Every app", _array(_ref("App")), [EMBED])},
+    "/v2/groups/versions": {"get": _get("groups_rootVersions", "Versions of the root group", _array(STR))},
+    "/v2/groups/versions/{version}": {
+        "get": _get("groups_rootVersion", "The root as of a version", _ref("Group"), [VERSION_ID, EMBED]),
     },
     "/v2/groups/{groupId}": {
         "get": _get("groups_get", "One group", _ref("Group"), [GROUP_ID, EMBED]),
-        "post": _deployable("groups_createIn", "Create inside", [GROUP_ID, FORCE], _ref("Group"), CREATED),
-        "put": _deployable("groups_put", "Create or update", [GROUP_ID, FORCE, DRY_RUN], _ref("Group")),
-        "patch": _op("groups_patch", "Change enforceRole", {"200": ("Changed", _json(_ref("Group")))},
-                     [GROUP_ID], _ref("Group")),
+        "post": _created("groups_createIn", "Create inside", [GROUP_ID, FORCE], _ref("Group")),
+        "put": _group_put("groups_put", "Create or update, scale, roll back", [GROUP_ID]),
+        "patch": _op("groups_patch", "Change enforceRole (top-level groups)", {"200": ("Changed", None)},
+                     [GROUP_ID], _obj(enforceRole=BOOL), {**_ERRORS, "422": "Not a top-level group"}),
         "delete": _deployable("groups_delete", "Remove a group", [GROUP_ID, FORCE]),
+    },
+    "/v2/groups/{groupId}/apps": {
+        "get": _get("groups_apps", "Every app below a group", _array(_ref("App")), [GROUP_ID, EMBED]),
     },
     "/v2/groups/{groupId}/versions": {
         "get": _get("groups_versions", "Versions of a group", _array(STR), [GROUP_ID]),
     },
     "/v2/groups/{groupId}/versions/{version}": {
-        "get": _get("groups_version", "A group as of a version", _ref("Group"), [GROUP_ID, VERSION_ID]),
+        "get": _get("groups_version", "A group as of a version", _ref("Group"),
+                    [GROUP_ID, VERSION_ID, EMBED]),
     },
     "/v2/deployments": {"get": _get("deployments_list", "Running deployments", _array(_ref("Deployment")))},
     "/v2/deployments/{deploymentId}": {
         "delete": _deployable("deployments_cancel", "Roll back (with force: stop) a deployment",
                               [_id("deploymentId", "deployment id"), FORCE], also={"202": ("Stopped", None)}),
     },
-    "/v2/tasks": {"get": _get("tasks_list", "All tasks", TASKS, [_query("status", "string")])},
+    "/v2/tasks": {
+        "get": _op("tasks_list", "All tasks", {"200": ("OK", _json(TASKS))},
+                   [_query("status", "string", "running or staging", repeat=True),
+                    _query("status[]", "string", "running or staging", repeat=True)],
+                   errors=_TASK_LIST_ERRORS),
+    },
     "/v2/tasks/delete": {
         "post": _deployable("tasks_kill", "Kill tasks by id", KILL, _obj("ids", ids=_array(STR)), KILLED),
     },

@@ -16,6 +16,7 @@ import signal
 import socket
 import subprocess
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,8 @@ UP = [
     "--master-port",
     "0",
     "--agent-port",
+    "0",
+    "--marathon-port",
     "0",
     "--resources",
     "cpus:2;mem:1024;ports:[31000-31100]",
@@ -75,6 +78,13 @@ def _until_running(master: str, names: list[str], timeout: float = 90) -> None:
         time.sleep(0.3)
 
 
+def _marathon(url: str, method: str, path: str, doc: Any) -> Any:
+    req = urllib.request.Request(url + path, json.dumps(doc).encode(), method=method)
+    req.add_header("Content-Type", "application/json")
+    with urllib.request.urlopen(req, timeout=10) as r:
+        return json.load(r)
+
+
 def test_dev_cluster_up_status_run_down(workdir: Path) -> None:
     docker_ok = _probe() is None
     up: dict[str, Any] = ok_json("dev", "up", "--workdir", workdir, *UP)
@@ -84,7 +94,9 @@ def test_dev_cluster_up_status_run_down(workdir: Path) -> None:
     assert up["master"].startswith("http://127.0.0.1:") and up["agent"].startswith("127.0.0.1:")
     assert up["zk"] == f"zk://{up['zookeeper']}/mesos"
     assert up["containerizers"] == (["docker", "mesos"] if docker_ok else ["mesos"])
-    assert {p.name for p in (workdir / "logs").iterdir()} == {"zookeeper.log", "master.log", "agent.log"}
+    assert up["marathon"].startswith("http://127.0.0.1:")
+    logs = {"zookeeper.log", "master.log", "agent.log", "marathon.log"}
+    assert {p.name for p in (workdir / "logs").iterdir()} == logs
 
     again = ok_json("dev", "up", "--workdir", workdir, *UP)
     assert again["already_running"] is True and again["pids"] == up["pids"]
@@ -94,12 +106,16 @@ def test_dev_cluster_up_status_run_down(workdir: Path) -> None:
     assert status["ok"] is True and all(p["running"] and p["healthy"] for p in status["parts"].values())
     rows = [line.split()[:5] for line in ok("dev", "status", "--workdir", workdir).splitlines()]
     assert rows[1] == ["zookeeper", up["zookeeper"], str(up["pids"]["zookeeper"]), "yes", "yes"]
-    assert [r[0] for r in rows[1:]] == ["zookeeper", "master", "agent"]
+    assert [r[0] for r in rows[1:]] == ["zookeeper", "master", "agent", "marathon"]
 
     # The cluster works: a task through ZooKeeper, the master's view of it.
     assert ok("--timeout", "30", "run", "--master", up["zk"], "--cpus", "0.1", "--mem", "32", "--", "true")
     state = ok_json("--timeout", "30", "master", "state", "--master", up["zk"])
     assert state["leader"] == state["pid"] and state["activated_slaves"] == 1
+    # ... and an app through its marathon-py (a Mesos framework of the same cluster)
+    app = {"id": "/dev/sleeper", "cmd": "sleep 300", "cpus": 0.1, "mem": 32}
+    _marathon(up["marathon"], "POST", "/v2/apps", app)
+    _until_running(up["zk"], ["sleeper.dev"])
 
     recorded = load(workdir)
     assert recorded is not None and {p: recorded[p]["pid"] for p in PARTS} == up["pids"]
@@ -123,10 +139,12 @@ def test_dev_cluster_up_status_run_down(workdir: Path) -> None:
         if served.returncode == 0:  # agents with their HTTP endpoints
             resources = json.loads(served.stdout)
             assert resources["total"]["cpus"] == 2 and resources["used"]["cpus"] == pytest.approx(
-                0.1 * len(names)
+                0.1 * (len(names) + 1)  # and marathon-py's /dev/sleeper
             )
             containers = ok_json("agent", "containers", "--agent", up["agent"])
-            assert sorted(c["executor_id"].split(".")[0] for c in containers) == sorted(names)  # task ids
+            assert sorted(c["executor_id"].split(".")[0] for c in containers) == sorted(
+                [*names, "dev_sleeper"]
+            )
         else:  # agent-py before its HTTP server: nothing listens there
             assert served.returncode == 3, served.stderr
         if docker_ok:

@@ -59,8 +59,12 @@ class AgentProc:
         resources: str = "cpus:2;mem:1024;ports:[31000-31100]",
         master_url: str | None = None,
         port: int | None = None,
+        ip: str = "127.0.0.1",
+        attributes: str = "",
     ) -> None:
         self.workdir = Path(workdir)
+        self.ip = ip  # its hostname, HTTP address and Docker bind address: agents differ by loopback address
+        self.attributes = attributes
         self.master = master
         self.master_url = master_url or f"{master.ip}:{master.port}"  # what --master says (zk://… too)
         self.resources = resources
@@ -77,7 +81,7 @@ class AgentProc:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{self.ip}:{self.port}"
 
     def start(self, timeout: float = 20.0) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -85,8 +89,9 @@ class AgentProc:
         self._log = self.log_path.open("ab")
         argv = [
             sys.executable, "-m", "agent_py", "--master", self.master_url,
-            "--work_dir", str(self.workdir), "--resources", self.resources, "--hostname", "127.0.0.1",
-            "--ip", "127.0.0.1", "--port", str(self._requested_port),
+            "--work_dir", str(self.workdir), "--resources", self.resources, "--hostname", self.ip,
+            "--ip", self.ip, "--docker_bind_address", self.ip, "--port", str(self._requested_port),
+            *(["--attributes", self.attributes] if self.attributes else []),
         ]  # fmt: skip
         env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "PYTHONUNBUFFERED": "1"}
         self._proc = subprocess.Popen(

@@ -35,13 +35,23 @@ class MasterProc:
     def url(self) -> str:
         return f"http://{self.ip}:{self.port}"
 
-    def start(self, timeout: float = 20.0) -> None:
-        self.workdir.mkdir(parents=True, exist_ok=True)
-        self._log = self.log_path.open("ab")
+    name = "master-py"
+
+    def argv(self) -> list[str]:
         argv = [sys.executable, "-m", "master_py", "--ip", self.ip, "--port", str(self.port)]
         if self.zk:
             argv += ["--zk", self.zk]
-        argv += self.flags
+        return argv + list(self.flags)
+
+    def ready(self) -> bool:
+        with contextlib.suppress(OSError), urllib.request.urlopen(f"{self.url}/health", timeout=1) as r:
+            return r.status == 200
+        return False
+
+    def start(self, timeout: float = 20.0) -> None:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self._log = self.log_path.open("ab")
+        argv = self.argv()
         env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "PYTHONUNBUFFERED": "1"}
         self._proc = subprocess.Popen(
             argv, stdout=self._log, stderr=subprocess.STDOUT, env=env, start_new_session=True
@@ -50,13 +60,12 @@ class MasterProc:
         deadline = time.monotonic() + timeout
         while True:
             if self._proc.poll() is not None:
-                raise RuntimeError(f"master-py exited with {self._proc.returncode}\n{self.log_tail()}")
-            with contextlib.suppress(OSError), urllib.request.urlopen(f"{self.url}/health", timeout=1) as r:
-                if r.status == 200:
-                    return
+                raise RuntimeError(f"{self.name} exited with {self._proc.returncode}\n{self.log_tail()}")
+            if self.ready():
+                return
             if time.monotonic() > deadline:
                 self.kill()
-                raise RuntimeError(f"master-py not healthy after {timeout}s\n{self.log_tail()}")
+                raise RuntimeError(f"{self.name} not ready after {timeout}s\n{self.log_tail()}")
             time.sleep(0.05)
 
     def running(self) -> bool:

@@ -10,7 +10,6 @@ import pytest
 
 from marathon_py import appdef, groups
 from marathon_py.core import AppLocked, CoreConfig, MarathonCore, NotFound, TooManyDeployments
-from marathon_py.deployment import locked_json
 from marathon_py.health import Result
 from marathon_py.launcher import LaunchConfig
 from marathon_py.outputs import (
@@ -234,7 +233,7 @@ def test_a_conflicting_change_is_locked_unless_forced() -> None:
     first, _ = deploy(core, app(instances=2))
     with pytest.raises(AppLocked) as locked:
         deploy(core, app(instances=3), now=T0 + 1)
-    assert locked.value.status == 409 and locked.value.body() == locked_json([first])
+    assert locked.value.status == 409 and locked.value.body() == AppLocked([first.id]).body()
     second, outs = deploy(core, app(instances=3), now=T0 + 1, force=True)
     assert DeleteDeployment(first.id) in outs
     failed = [o.event for o in outs if isinstance(o, Event) and o.event_type == "deployment_failed"]

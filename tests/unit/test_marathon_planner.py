@@ -26,7 +26,6 @@ from marathon_py.deployment import (
     event_json,
     initial_step_info,
     load_plan,
-    locked_json,
     plan_json,
     step_info,
 )
@@ -35,6 +34,7 @@ from marathon_py.groups import CyclicDependencyError, apps_by_id, validate_depen
 from marathon_py.groups import app_dependencies as dependency_graph
 from marathon_py.groups import set_versions as with_versions
 from marathon_py.planner import conflicts, plan, revert, revert_root
+from marathon_py.validation import AppLocked
 
 V0, V1, V2 = "2020-01-01T00:00:00.000Z", "2020-01-02T00:00:00.000Z", "2020-01-03T00:00:00.000Z"
 Json = dict[str, Any]
@@ -279,7 +279,7 @@ def test_conflicts_are_plans_sharing_a_run_spec() -> None:
     p_c = deploy(base, root(app("/a"), app("/b")), pid="p3")
     assert conflicts(p_b, [p_ab, p_c]) == [p_ab]
     assert conflicts(p_c, [p_ab, p_b]) == []
-    assert locked_json(conflicts(p_b, [p_ab])) == {
+    assert AppLocked(p.id for p in conflicts(p_b, [p_ab])).body() == {
         "message": "App is locked by one or more deployments. Override with the option '?force=true'. "
         "View details at '/v2/deployments/<DEPLOYMENT_ID>'.",
         "deployments": [{"id": "p1"}],

@@ -51,12 +51,15 @@ def app(instances: int, mhc: float = 1.0, moc: float = 1.0, **fields: Any) -> di
 
 
 def old(n: int, **fields: Any) -> list[Instance]:
-    """n running old-version instances, old0 started first."""
+    """n running, healthy old-version instances, old0 started first (the caller marks running instances of
+    versions without health checks healthy: ``considered_healthy``)."""
+    fields.setdefault("healthy", True)
     return [Instance(f"old{i}", OLD, started_at=f"2020-01-01T00:00:{i:02d}.000Z", **fields) for i in range(n)]
 
 
-def running(instance_id: str, version: str = NEW, **fields: Any) -> Changed:
-    return Changed(Instance(instance_id, version, **fields))
+def running(instance_id: str, version: str = NEW, healthy: bool | None = True, **fields: Any) -> Changed:
+    """A running instance as the caller shows it: healthy unless its version's health checks say otherwise."""
+    return Changed(Instance(instance_id, version, healthy=healthy, **fields))
 
 
 def killed(instance_id: str, version: str = OLD, goal: str = "Decommissioned") -> Changed:
@@ -146,7 +149,7 @@ def test_health_and_readiness_gate_the_kills() -> None:
     checked = app(1, healthChecks=[{"protocol": "HTTP"}], readinessChecks=[{"name": "readinessCheck"}])
     m = ReplaceMachine(checked, old(1, healthy=True))
     assert m.start() == [Launch(1), ResetDelay()]
-    assert m.handle(running("new0")) == []  # running is not healthy
+    assert m.handle(running("new0", healthy=None)) == []  # running is not healthy
     assert m.handle(HealthChanged("new0", OLD, True)) == []  # another version's health
     assert m.handle(ReadinessResult("new0", True)) == []  # ready but not yet healthy
     assert m.handle(HealthChanged("new0", NEW, True)) == [Kill(("old0",))]
@@ -171,8 +174,8 @@ def test_old_instance_dying_on_its_own_is_decommissioned_and_replaced() -> None:
     died = Changed(Instance("old0", OLD, condition="Failed", goal="Running"))
     assert m.handle(died) == [Kill(("old0",)), Launch(1)]
     assert m.handle(killed("old0")) == []  # the follow-up with the new goal changes nothing
-    assert m.handle(running("new0")) == [Kill(("old1",))]
-    assert m.handle(running("new1")) == []  # old0 was next in line, and is gone already
+    assert m.handle(running("new0")) == []  # new0 and old1 are the 2 of minHealthy: old1 stays
+    assert m.handle(running("new1")) == [Kill(("old1",))]
     assert m.handle(killed("old1")) == [Done()]
 
 
@@ -186,7 +189,7 @@ def test_failed_new_instance_is_left_to_the_launcher_and_counts_again_when_back(
 
 def test_resumed_deployment_reconciles_started_instances() -> None:
     """After failover the new leader finds one new instance already running."""
-    m = ReplaceMachine(app(2, mhc=1.0, moc=0.0), [*old(1), Instance("new0", NEW)])
+    m = ReplaceMachine(app(2, mhc=1.0, moc=0.0), [*old(1), Instance("new0", NEW, healthy=True)])
     assert m.start() == [Launch(1), ResetDelay()]  # H=2 counts new0; capacity 3 - 1 old - 1 started
     assert m.handle(running("new1")) == [Kill(("old0",))]
     assert m.handle(killed("old0")) == [Done()]
@@ -201,6 +204,69 @@ def test_zero_instances_is_done_at_once() -> None:
 def test_nothing_left_to_replace_is_done_at_start() -> None:
     m = ReplaceMachine(app(1), [Instance("new0", NEW)])
     assert m.start() == [ResetDelay(), Done()]
+
+
+def test_resumed_restart_reconciles_only_running_new_instances() -> None:
+    """After failover the new leader finds new0 still staging (started, but neither healthy nor ready yet)
+    and new1 decommissioned by someone else (not started: its slot is filled at once, not again when gone)."""
+    leaving = Instance("new1", NEW, goal="Decommissioned", healthy=True)
+    m = ReplaceMachine(app(2), [*old(2), Instance("new0", NEW, condition="Staging"), leaving])
+    assert m.start() == [Launch(1), ResetDelay()]
+    assert m.handle(killed("new1", NEW)) == []
+    assert m.handle(running("new0")) == [Kill(("old1",))]
+    assert m.handle(running("new2")) == [Kill(("old0",))]
+    assert m.handle(killed("old1")) == []
+    assert m.handle(killed("old0")) == [Done()]
+
+
+def test_resumed_restart_does_not_kill_below_min_healthy() -> None:
+    """Before the failover new0 turned ready and old1 was told to go; the new leader finds old1 still
+    running. It is no surplus to kill at once (goal-Running old instances and new ones that count are):
+    old0 stays until a second new instance is ready."""
+    leaving = replace(old(2)[1], goal="Decommissioned")
+    m = ReplaceMachine(app(2, mhc=1.0, moc=0.0), [old(1)[0], leaving, Instance("new0", NEW, healthy=True)])
+    assert m.start() == [Launch(1), ResetDelay()]
+    assert m.handle(running("new1")) == [Kill(("old0",))]
+    assert m.handle(killed("old1")) == []
+    assert m.handle(killed("old0")) == [Done()]
+
+
+def test_new_instance_decommissioned_by_someone_else_is_replaced_once_gone() -> None:
+    m = ReplaceMachine(app(1), old(1))
+    assert m.start() == [Launch(1), ResetDelay()]
+    leaving = Changed(Instance("new0", NEW, goal="Decommissioned", healthy=True))
+    assert m.handle(leaving) == []  # running, but it will not serve: no kill for it
+    assert m.handle(killed("new0", NEW)) == [Launch(1)]
+    assert m.handle(killed("new0", NEW)) == []  # a repeated report changes nothing
+    assert m.handle(running("new1")) == [Kill(("old0",))]
+    assert m.handle(killed("old0")) == [Done()]
+
+
+def test_old_instances_are_healthy_by_their_own_version_checks() -> None:
+    """The new version has no health checks, the old one had: an old instance its checks found unhealthy
+    does not count towards minHealthy, and goes first to make room (``progress``, after every change)."""
+    instances = old(2)
+    instances[1] = replace(instances[1], healthy=False)
+    m = ReplaceMachine(app(2, mhc=1.0, moc=0.0), instances)
+    assert m.start() == [ResetDelay()]  # 1 healthy < minHealthy 2 == maxCapacity: no extra instance
+    assert m.progress() == [Kill(("old1",))]
+    assert m.handle(killed("old1")) == [Launch(1)]
+    assert m.handle(running("new0")) == [Launch(1)]  # now 2 are healthy: the one extra instance
+    assert m.handle(running("new1")) == [Kill(("old0",))]
+    assert m.handle(killed("old0")) == [Done()]
+
+
+def test_restart_begun_before_the_old_instance_was_healthy_gets_its_extra_instance_later() -> None:
+    """minHealthy == maxCapacity == 1 and the old instance has no health verdict yet: no extra instance at
+    the start (Marathon then waits forever), nor a kill; ``progress`` allows one once the old is healthy."""
+    m = ReplaceMachine(app(1, mhc=0.5, moc=0.5, healthChecks=[{"protocol": "HTTP"}]), old(1, healthy=None))
+    assert m.start() == [ResetDelay()]
+    assert m.progress() == []  # it may be healthy in a moment
+    assert m.handle(HealthChanged("old0", OLD, True)) == []
+    assert m.progress() == [Launch(1)]
+    assert m.handle(running("new0", healthy=None)) == []
+    assert m.handle(HealthChanged("new0", NEW, True)) == [Kill(("old0",))]
+    assert m.handle(killed("old0")) == [Done()]
 
 
 # --- scaling -------------------------------------------------------------------------------------------
@@ -275,6 +341,15 @@ def test_scale_to_what_is_running_is_done_at_once() -> None:
     assert ScaleMachine(app(2), old(2)).start() == [Done()]
 
 
+def test_scale_counts_what_runs_or_will_with_goal_running() -> None:
+    """An instance being decommissioned still runs but will not serve; a failed one with goal Running waits
+    for its relaunch (TaskStartActor's ``isScheduled``): it is not started twice."""
+    leaving = Instance("old1", OLD, condition="Killing", goal="Decommissioned")
+    assert ScaleMachine(app(2), [*old(1), leaving]).start() == [Launch(1)]
+    failed = Instance("old1", OLD, condition="Failed")
+    assert ScaleMachine(app(2), [*old(1), failed]).start() == [Done()]
+
+
 # --- property: the upgradeStrategy guarantees under random event orders ------------------------------
 
 
@@ -338,8 +413,8 @@ class Cluster:
         i = self.inst[iid]
         if kind == "die":
             self.inst[iid] = replace(i, condition="Killed")
-        elif kind == "run":
-            self.inst[iid] = replace(i, condition="Running")
+        elif kind == "run":  # the caller's view: running is healthy without health checks
+            self.inst[iid] = replace(i, condition="Running", healthy=None if self.has_health else True)
         elif kind == "health":
             self.inst[iid] = replace(i, healthy=True)
             return HealthChanged(iid, NEW, True)
@@ -375,7 +450,7 @@ def test_rolling_restart_keeps_capacity_bounds(
         healthChecks=[{"protocol": "HTTP"}] if health else [],
         readinessChecks=[{"name": "r"}] if readiness else [],
     )
-    cluster = Cluster(spec, old(n, healthy=True if health else None))
+    cluster = Cluster(spec, old(n))
     min_healthy = math.ceil(n * Fraction(mhc, 100))
     over = n + math.floor(n * Fraction(moc, 100))
     raw_max = int(n * (1 + moc / 100))
@@ -386,6 +461,7 @@ def test_rolling_restart_keeps_capacity_bounds(
     for _ in range(50 * n):
         while pending:
             pending += cluster.apply(m.handle(pending.pop(0)))
+            pending += cluster.apply(m.progress())  # the caller's part: after every change
         assert cluster.serving() >= min_healthy
         assert cluster.alive() <= m.strategy.max_capacity
         options = cluster.possible()
