@@ -23,7 +23,7 @@ from marathon_py import groups, schedcalls, zkstore
 from marathon_py.core import MarathonCore
 from marathon_py.election import LeaderElection
 from marathon_py.flags import Options
-from marathon_py.http import create_app
+from marathon_py.http import create_app, webui
 from marathon_py.http.api import add_routes
 from marathon_py.http.auth import BasicAuth, leader_ssl_context, server_ssl_context
 from marathon_py.http.errors import HttpError
@@ -197,6 +197,7 @@ class Daemon:
         auth = BasicAuth(a.http_credentials, realm=a.http_realm) if a.http_credentials else None
         app = create_app(proxy, SystemRoutes(self, o.info(), bus=self.bus), self.bus, auth=auth)
         add_routes(app, self)
+        webui.add_routes(app)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self._runner.setup()
         if o.http_port is not None:

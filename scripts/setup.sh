@@ -7,7 +7,8 @@ cd "$(dirname "$0")/.."
 SUDO=""
 [ "$(id -u)" = 0 ] || SUDO="sudo"
 
-apt_packages=(zookeeper openssl)  # Apache ZooKeeper 3.8 + zkCli.sh (interop, comparison); openssl (test certificates)
+# Apache ZooKeeper 3.8 + zkCli.sh (interop, comparison); openssl (test certificates); chromium (the web UI test)
+apt_packages=(zookeeper openssl chromium)
 missing=()
 for p in "${apt_packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
