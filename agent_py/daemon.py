@@ -528,8 +528,12 @@ class Agent:
             "timestamp": time.time(),
             "uuid": base64.b64encode(uuid.uuid4().bytes).decode(),
         }
+        # Slave::_statusUpdate: the agent's IP when the containerizer reported no network of its own
+        agent_ip = {"ip_addresses": [{"ip_address": self.cfg.ip}]}
+        container_status: dict[str, Any] = {"network_infos": [agent_ip]}
         if t.cp.container_id:
-            status["container_status"] = {"container_id": {"value": t.cp.container_id}}
+            container_status["container_id"] = {"value": t.cp.container_id}
+        status["container_status"] = container_status
         if message:
             status["message"] = message
         if reason:
