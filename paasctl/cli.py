@@ -1,8 +1,8 @@
 """paasctl's command line: argument parsing, dispatch, and the one place that prints.
 
 Command groups — ``zk`` (paasctl.zk), ``master`` and ``agent`` (paasctl.mesos), ``run`` (paasctl.run),
-``dev`` (paasctl.dev); ``marathon`` later — live in their own modules and plug in with
-``add_options(parser, with_defaults)`` and ``register(groups, common, formatter, epilog)``.
+``dev`` (paasctl.dev), ``app`` and ``deployments`` (paasctl.marathon) — live in their own modules and
+plug in with ``add_options(parser, with_defaults)`` and ``register(groups, common, formatter, epilog)``.
 
 Global options work before or after the subcommand (``paasctl --json zk ls /`` and
 ``paasctl zk ls / --json``): the top-level parser owns the defaults, and every leaf parser repeats
@@ -18,11 +18,11 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
-from paasctl import dev, mesos, run, zk
+from paasctl import dev, marathon, mesos, run, zk
 from paasctl.common import EXIT_CODES_HELP, EXIT_INTERRUPTED, EXIT_USAGE, CliError, Outcome
 from paasctl.options import default, seconds
 
-GROUPS = (zk, mesos, run, dev)
+GROUPS = (zk, mesos, run, dev, marathon)
 MAX_TIMEOUT = 300.0
 DEFAULT_TIMEOUT = 5.0
 
@@ -71,7 +71,7 @@ def add_global_options(parser: argparse.ArgumentParser, with_defaults: bool) -> 
 def build_parser() -> argparse.ArgumentParser:
     top = Parser(
         prog="paasctl",
-        description="Operator CLI for baremetal-paas (ZooKeeper, Mesos, a dev cluster; Marathon to come).",
+        description="Operator CLI for baremetal-paas (ZooKeeper, Mesos, Marathon, a dev cluster).",
         epilog=EXIT_CODES_HELP,
         formatter_class=Formatter,
     )

@@ -26,7 +26,8 @@ exit status:
   {EXIT_CONNECTION}    connection failure (cannot connect within --timeout, connection or session lost)
   {EXIT_UNHEALTHY}    status: at least one server is down or not serving (zk status), or a part of the
        cluster is not running or not healthy (dev status)
-  {EXIT_TIMEOUT}    run: --timeout expired (the task is killed)
+  {EXIT_TIMEOUT}    run: --timeout expired (the task is killed); app/deployments writes: --timeout expired
+       (the deployment keeps running)
   {EXIT_INTERRUPTED}  interrupted
 
 errors are one line on stderr ("paasctl: <what>: <why>"); with --json, stdout also gets

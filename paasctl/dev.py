@@ -2,7 +2,8 @@
 
 One zk_py (standalone), one master-py electing itself through it, one agent-py finding the master
 through ZooKeeper and running tasks on the local Docker Engine (plus the process containerizer), and one
-marathon-py (state and election in the same ZooKeeper, Mesos found through it), all on 127.0.0.1 and started with this interpreter (``sys.executable -m …``), so the installed code runs.
+marathon-py (state and election in the same ZooKeeper, Mesos found through it), all on 127.0.0.1 and
+started with this interpreter (``sys.executable -m …``), so the installed code runs.
 This module is the commands and their options; the cluster's layout and cluster.json are
 paasctl.devcluster, its processes paasctl.devprocess, the tasks it leaves behind paasctl.devtasks.
 Logs go to ``WORKDIR/logs``.  A fresh ``up`` starts from empty ZooKeeper data and agent work dir

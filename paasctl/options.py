@@ -9,6 +9,7 @@ form ``invalid WHAT 'VALUE' (HINT)``.
 from __future__ import annotations
 
 import argparse
+import copy
 import math
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -54,3 +55,13 @@ def seconds(what: str, maximum: float) -> Callable[[str], float]:
 def amount(what: str, unit: str) -> Callable[[str], float]:
     """A finite quantity of at least 0.001 ``unit`` (CPUs, MB)."""
     return number(float, lambda v: math.isfinite(v) and v >= 0.001, what, f"{unit}, at least 0.001")
+
+
+def without_timeout(common: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """The global options minus ``--timeout``, which after a waiting command (``run``, Marathon writes)
+    bounds the whole wait instead."""
+    clone = argparse.ArgumentParser(add_help=False)
+    for action in common._actions:  # argparse has no public way to leave out one inherited option
+        if "--timeout" not in action.option_strings:
+            clone._add_action(copy.copy(action))
+    return clone

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import copy
 import getpass
 import http.client
 import json
@@ -41,7 +40,7 @@ from paasctl.common import (
 )
 from paasctl.mesos import leaf_options
 from paasctl.mesoshttp import describe_error, find_leader, open_url, request
-from paasctl.options import amount, seconds
+from paasctl.options import amount, seconds, without_timeout
 from paasctl.scheduler import FRAMEWORK_NAME, OneShot, PortMapping, RunSpec, subscribe_call
 
 DEFAULT_RUN_TIMEOUT = 600.0
@@ -299,15 +298,6 @@ def add_options(parser: argparse.ArgumentParser, with_defaults: bool) -> None:
     """No top-level options of its own: ``--master`` comes from paasctl.mesos."""
 
 
-def _without_timeout(common: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """The global options minus ``--timeout``, which after ``run`` bounds the whole run instead."""
-    clone = argparse.ArgumentParser(add_help=False)
-    for action in common._actions:  # argparse has no public way to leave out one inherited option
-        if "--timeout" not in action.option_strings:
-            clone._add_action(copy.copy(action))
-    return clone
-
-
 def register(
     groups: Any, common: argparse.ArgumentParser, formatter: type[argparse.HelpFormatter], epilog: str
 ) -> None:
@@ -316,7 +306,7 @@ def register(
         help="run one task to completion (like mesos-execute)",
         description="Subscribe as a one-shot framework, launch one task on the first offer that fits, print "
         "its status updates and tear down. Exit status 0 only if the task finished.",
-        parents=[_without_timeout(common), leaf_options("master")],
+        parents=[without_timeout(common), leaf_options("master")],
         formatter_class=formatter,
         epilog=RUN_EXIT_CODES,
         usage="%(prog)s --cpus N --mem MB [--image IMAGE] [options] -- CMD [ARG...]",

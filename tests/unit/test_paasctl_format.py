@@ -536,10 +536,10 @@ def test_dev_state_helpers(tmp_path: Any) -> None:
 
 
 def test_dev_cluster_layout(tmp_path: Path) -> None:
-    ports = {"zookeeper": 2281, "master": 6050, "agent": 6051}
+    ports = {"zookeeper": 2281, "master": 6050, "agent": 6051, "marathon": 8180}
     steps = devcluster.commands(tmp_path, ports, ["docker", "mesos"], "cpus:2", agent_ip_flag=True)
     assert [part for part, _, _ in steps] == list(devcluster.PARTS)
-    (_, zk, _), (_, master, master_extra), (_, agent, agent_extra) = steps
+    (_, zk, _), (_, master, master_extra), (_, agent, agent_extra), (_, marathon, marathon_extra) = steps
     assert zk == ["zk_py", str(tmp_path / "zookeeper" / "zoo.cfg")]
     assert master == ["master_py", "--ip", "127.0.0.1", "--port", "6050", "--zk", "zk://127.0.0.1:2281/mesos"]
     assert master_extra == {"url": "http://127.0.0.1:6050"}
@@ -547,6 +547,14 @@ def test_dev_cluster_layout(tmp_path: Path) -> None:
     assert agent[agent.index("--containerizers") + 1] == "docker,mesos"
     assert agent[-4:] == ["--ip", "127.0.0.1", "--resources", "cpus:2"]
     assert agent_extra == {"work_dir": str(tmp_path / "agent")}
+    assert marathon[:5] == [
+        "marathon_py",
+        "--master",
+        "zk://127.0.0.1:2281/mesos",
+        "--zk",
+        "zk://127.0.0.1:2281/marathon",
+    ]
+    assert marathon[-2:] == ["--http_port", "8180"] and marathon_extra == {"url": "http://127.0.0.1:8180"}
     older = devcluster.commands(tmp_path, ports, ["mesos"], None, agent_ip_flag=False)[2][1]
     assert "--ip" not in older and "--resources" not in older
     cfg = devcluster.zoo_cfg(tmp_path / "data", 2281).splitlines()
@@ -558,12 +566,13 @@ def test_dev_cluster_layout(tmp_path: Path) -> None:
 
 
 def test_dev_texts() -> None:
-    stopped = {"agent": "stopped", "master": "killed", "zookeeper": "not running"}
+    stopped = {"marathon": "stopped", "agent": "stopped", "master": "killed", "zookeeper": "not running"}
     tasks = {"process_tasks_killed": 2, "containers_removed": ["mesos-x"]}
     assert devcluster.down_text(stopped, tasks).splitlines() == [
         "zookeeper  not running",
         "master     killed",
         "agent      stopped",
+        "marathon   stopped",
         "tasks      2 process task(s) killed, 1 container(s) removed",
     ]
     row = {"endpoint": None, "pid": 7, "running": True, "healthy": False, "detail": "not leading"}
