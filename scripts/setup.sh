@@ -7,8 +7,9 @@ cd "$(dirname "$0")/.."
 SUDO=""
 [ "$(id -u)" = 0 ] || SUDO="sudo"
 
-# Apache ZooKeeper 3.8 + zkCli.sh (interop, comparison); openssl (test certificates); chromium (the web UI test)
-apt_packages=(zookeeper openssl chromium)
+# Apache ZooKeeper 3.8 + zkCli.sh (interop, comparison); openssl (test certificates); chromium (the web UI
+# test); haproxy (marathon-py lb)
+apt_packages=(zookeeper openssl chromium haproxy)
 missing=()
 for p in "${apt_packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
