@@ -32,6 +32,7 @@ from paasctl.devcluster import (
     down_text,
     endpoints,
     load,
+    parts_of,
     save,
     status_text,
     up_text,
@@ -56,7 +57,7 @@ def _workdir(args: argparse.Namespace) -> Path:
 def _status_rows(state: dict[str, Any]) -> dict[str, dict[str, Any]]:
     eps = endpoints(state)
     rows = {}
-    for name in PARTS:
+    for name in parts_of(state):
         running, healthy, detail = check(state, name)
         entry = state.get(name) or {}
         rows[name] = {
@@ -117,8 +118,8 @@ def cmd_up(args: argparse.Namespace) -> Outcome:
     workdir = _workdir(args)
     state = load(workdir)
     if state is not None:
-        running = [p for p in PARTS if alive(state.get(p))]
-        if len(running) == len(PARTS):
+        running = [p for p in parts_of(state) if alive(state.get(p))]
+        if len(running) == len(parts_of(state)):
             eps = endpoints(state)
             return Outcome(
                 json={"ok": True, "already_running": True, **eps},
@@ -136,6 +137,9 @@ def cmd_up(args: argparse.Namespace) -> Outcome:
     for stale in (workdir / "zookeeper" / "data", workdir / "agent"):
         shutil.rmtree(stale, ignore_errors=True)
     kinds, warnings = _containerizers(args.no_docker)
+    haproxy = None if args.no_lb else shutil.which("haproxy")
+    if haproxy is None and not args.no_lb:
+        warnings.append("haproxy is not installed: no service discovery (marathon-py lb) in this cluster")
     taken: set[int] = set()
     ports = {}
     for part in PARTS:
@@ -146,13 +150,15 @@ def cmd_up(args: argparse.Namespace) -> Outcome:
         "workdir": str(workdir),
         "zk_url": zk_url(ports),
         "containerizers": kinds,
+        "parts": [p for p in PARTS if p != "lb" or haproxy is not None],
         "started_at": time.time(),
     }
     deadline = time.monotonic() + args.wait
     started: list[str] = []
     try:
         _write_zk_config(workdir, ports["zookeeper"])
-        for part, argv, extra in commands(workdir, ports, kinds, args.resources, agent_has_ip_flag()):
+        steps = commands(workdir, ports, kinds, args.resources, agent_has_ip_flag(), haproxy)
+        for part, argv, extra in steps:
             proc, entry = spawn([sys.executable, "-m", *argv], workdir / "logs" / f"{part}.log", workdir)
             state[part] = {**entry, "port": ports[part], **extra}
             started.append(part)
@@ -180,11 +186,11 @@ def cmd_down(args: argparse.Namespace) -> Outcome:
         report: dict[str, Any] = {"ok": True, "workdir": str(workdir), "stopped": {}}
         text = f"no dev cluster in {workdir}"
     else:
-        stopped = {"marathon": stop(state.get("marathon")), "agent": stop(state.get("agent"))}
+        stopped = {p: stop(state.get(p)) for p in ("lb", "marathon", "agent") if p in parts_of(state)}
         tasks = remove_tasks(workdir / "agent")
         for part in ("master", "zookeeper"):
             stopped[part] = stop(state.get(part))
-        left = [p for p in PARTS if alive(state.get(p))]
+        left = [p for p in parts_of(state) if alive(state.get(p))]
         if left:
             raise CliError(
                 f"could not stop {', '.join(left)} (see {STATE_FILE})", kind="stop_failed", stopped=stopped
@@ -261,12 +267,13 @@ def register(
         "--wait", type=_wait, default=DEFAULT_WAIT, metavar="SECONDS", help="bound on the start (default 60)"
     )
     for part in PARTS:
-        flag = "--zk-port" if part == "zookeeper" else f"--{part}-port"
+        flag = {"zookeeper": "--zk-port", "lb": "--lb-stats-port"}.get(part, f"--{part}-port")
         p.add_argument(
             flag, dest=f"{part}_port", type=_port, default=None, metavar="PORT", help=f"{part} port (0: any)"
         )
     p.add_argument("--resources", help="agent resources, e.g. 'cpus:2;mem:2048' (default: detected)")
     p.add_argument("--no-docker", action="store_true", help="run the agent without the Docker containerizer")
+    p.add_argument("--no-lb", action="store_true", help="no HAProxy bridge even when haproxy is installed")
     p.set_defaults(handler=cmd_up)
     p = sub.add_parser(
         "down",

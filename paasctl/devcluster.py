@@ -18,8 +18,9 @@ from paasctl.common import CliError
 from paasctl.mesosformat import table, yes_no
 
 HOST = "127.0.0.1"
-PARTS = ("zookeeper", "master", "agent", "marathon")  # start order; stopped in reverse
-DEFAULT_PORTS = {"zookeeper": 2181, "master": 5050, "agent": 5051, "marathon": 8080}
+PARTS = ("zookeeper", "master", "agent", "marathon", "lb")  # start order; stopped in reverse
+OPTIONAL = frozenset({"lb"})  # the HAProxy bridge runs only where HAProxy is installed
+DEFAULT_PORTS = {"zookeeper": 2181, "master": 5050, "agent": 5051, "marathon": 8080, "lb": 9090}
 STATE_FILE = "cluster.json"
 MARKER = ".paasctl-dev"  # a directory without it (and not empty) is not ours to wipe
 Step = tuple[str, list[str], dict[str, Any]]  # part, ``python -m`` arguments, extra cluster.json fields
@@ -43,10 +44,21 @@ def zoo_cfg(data_dir: Path, port: int) -> str:
     return "".join(f"{k}={v}\n" for k, v in cfg.items())
 
 
+def parts_of(state: Mapping[str, Any]) -> list[str]:
+    """The parts a recorded cluster has (older cluster.json files lack the later ones)."""
+    return [p for p in PARTS if p not in OPTIONAL or p in state.get("parts", ())]
+
+
 def commands(
-    workdir: Path, ports: Mapping[str, int], kinds: list[str], resources: str | None, agent_ip_flag: bool
+    workdir: Path,
+    ports: Mapping[str, int],
+    kinds: list[str],
+    resources: str | None,
+    agent_ip_flag: bool,
+    haproxy: str | None = None,
 ) -> list[Step]:
-    """Each part's ``python -m`` arguments and the extra fields cluster.json keeps about it."""
+    """Each part's ``python -m`` arguments and the extra fields cluster.json keeps about it; the HAProxy
+    bridge (``marathon-py lb``, its stats/health frontend on the ``lb`` port) only with an ``haproxy``."""
     url = zk_url(ports)
     master = ["master_py", "--ip", HOST, "--port", str(ports["master"]), "--zk", url]
     agent = [
@@ -61,12 +73,20 @@ def commands(
         "marathon_py", "--master", url, "--zk", zk_url(ports, "marathon"), "--hostname", HOST,
         "--http_address", HOST, "--http_port", str(ports["marathon"]),
     ]  # fmt: skip
-    return [
+    steps: list[Step] = [
         ("zookeeper", ["zk_py", str(workdir / "zookeeper" / "zoo.cfg")], {}),
         ("master", master, {"url": f"http://{HOST}:{ports['master']}"}),
         ("agent", agent, {"work_dir": str(workdir / "agent")}),
         ("marathon", marathon, {"url": f"http://{HOST}:{ports['marathon']}"}),
     ]
+    if haproxy is not None:
+        lb = [
+            "marathon_py", "lb", "--marathon", f"http://{HOST}:{ports['marathon']}", "--haproxy-bin", haproxy,
+            "--haproxy-config", str(workdir / "lb" / "haproxy.cfg"), "--bind-address", HOST,
+            "--http-port", "0", "--appid-port", "0", "--stats-port", str(ports["lb"]), "--maxconn", "1000",
+        ]  # fmt: skip
+        steps.append(("lb", lb, {"url": f"http://{HOST}:{ports['lb']}"}))
+    return steps
 
 
 # ---------------------------------------------------------------------------------------------- cluster.json
@@ -99,8 +119,9 @@ def endpoints(state: dict[str, Any]) -> dict[str, Any]:
         "master": (state.get("master") or {}).get("url"),
         "agent": f"{HOST}:{state['agent']['port']}" if state.get("agent") else None,
         "marathon": (state.get("marathon") or {}).get("url"),
+        "lb": (state.get("lb") or {}).get("url"),
         "containerizers": state.get("containerizers"),
-        "pids": {p: state[p]["pid"] for p in PARTS if state.get(p)},
+        "pids": {p: state[p]["pid"] for p in parts_of(state) if state.get(p)},
         "logs": str(Path(str(state.get("workdir"))) / "logs"),
     }
 
@@ -115,6 +136,7 @@ def up_text(eps: dict[str, Any], heading: str, warnings: list[str]) -> str:
         f"  master     {eps['master']}  (--master {eps['zk']})",
         f"  agent      {eps['agent']}  (containerizers {','.join(eps['containerizers'] or [])})",
         f"  marathon   {eps['marathon']}",
+        *([f"  lb         HAProxy on 127.0.0.1 service ports; stats {eps['lb']}"] if eps.get("lb") else []),
         f"  logs       {eps['logs']}",
         f"try: paasctl master state --master {eps['zk']}",
         f"     paasctl app list --marathon {eps['marathon']}",
@@ -125,7 +147,7 @@ def up_text(eps: dict[str, Any], heading: str, warnings: list[str]) -> str:
 def down_text(stopped: Mapping[str, str], tasks: Mapping[str, Any]) -> str:
     return "\n".join(
         [
-            *(f"{p:<10} {stopped[p]}" for p in PARTS),
+            *(f"{p:<10} {stopped[p]}" for p in PARTS if p in stopped),
             f"tasks      {tasks['process_tasks_killed']} process task(s) killed, "
             f"{len(tasks['containers_removed'])} container(s) removed",
         ]

@@ -222,6 +222,15 @@ def marathon_healthy(entry: dict[str, Any]) -> tuple[bool, str]:
     return True, f"elected, framework {info['frameworkId']}"
 
 
+def lb_healthy(entry: dict[str, Any]) -> tuple[bool, str]:
+    """Its HAProxy answers marathon-lb's health check on the stats port."""
+    try:
+        ok = request("GET", f"{entry['url']}/_haproxy_health_check", timeout=PROBE_TIMEOUT, what="lb").status
+    except CliError as e:
+        return False, e.message
+    return ok == 200, f"/_haproxy_health_check {ok}"
+
+
 def check(state: dict[str, Any], name: str) -> tuple[bool, bool, str]:
     """(running, healthy, detail) of one recorded part."""
     entry = state.get(name)
@@ -234,6 +243,8 @@ def check(state: dict[str, Any], name: str) -> tuple[bool, bool, str]:
         ok, detail = master_healthy(entry)
     elif name == "marathon":
         ok, detail = marathon_healthy(entry)
+    elif name == "lb":
+        ok, detail = lb_healthy(entry)
     else:
         ok, detail = agent_healthy(entry, state.get("master"))
     return True, ok, detail

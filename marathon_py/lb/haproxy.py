@@ -280,6 +280,7 @@ class HAProxy:
     def _write_temp(self, text: str, suffix: str) -> Path:
         """``text`` durably in a hidden file beside the live config (same file system: rename is atomic)."""
         path = self.config_path.with_name(f".{self.config_path.name}.{os.getpid()}.{suffix}")
+        path.parent.mkdir(parents=True, exist_ok=True)  # a first start: /etc/haproxy may not exist yet
         mode = self.config_path.stat().st_mode & 0o777 if self.config_path.exists() else 0o644
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
         with os.fdopen(fd, "w") as f:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -23,7 +24,7 @@ from typing import Any
 
 import pytest
 
-from paasctl.devcluster import PARTS, STATE_FILE, load
+from paasctl.devcluster import PARTS, STATE_FILE, load, parts_of
 from paasctl.devprocess import alive
 from paasctl.devtasks import live_process_tasks, owned_containers, remove_tasks
 from tests.support.docker import TASK_IMAGE, _probe
@@ -37,6 +38,8 @@ UP = [
     "--agent-port",
     "0",
     "--marathon-port",
+    "0",
+    "--lb-stats-port",
     "0",
     "--resources",
     "cpus:2;mem:1024;ports:[31000-31100]",
@@ -95,7 +98,9 @@ def test_dev_cluster_up_status_run_down(workdir: Path) -> None:
     assert up["zk"] == f"zk://{up['zookeeper']}/mesos"
     assert up["containerizers"] == (["docker", "mesos"] if docker_ok else ["mesos"])
     assert up["marathon"].startswith("http://127.0.0.1:")
-    logs = {"zookeeper.log", "master.log", "agent.log", "marathon.log"}
+    assert shutil.which("haproxy"), "scripts/setup.sh installs haproxy"
+    assert up["lb"].startswith("http://127.0.0.1:")
+    logs = {"zookeeper.log", "master.log", "agent.log", "marathon.log", "lb.log"}
     assert {p.name for p in (workdir / "logs").iterdir()} == logs
 
     again = ok_json("dev", "up", "--workdir", workdir, *UP)
@@ -106,7 +111,7 @@ def test_dev_cluster_up_status_run_down(workdir: Path) -> None:
     assert status["ok"] is True and all(p["running"] and p["healthy"] for p in status["parts"].values())
     rows = [line.split()[:5] for line in ok("dev", "status", "--workdir", workdir).splitlines()]
     assert rows[1] == ["zookeeper", up["zookeeper"], str(up["pids"]["zookeeper"]), "yes", "yes"]
-    assert [r[0] for r in rows[1:]] == ["zookeeper", "master", "agent", "marathon"]
+    assert [r[0] for r in rows[1:]] == ["zookeeper", "master", "agent", "marathon", "lb"]
 
     # The cluster works: a task through ZooKeeper, the master's view of it.
     assert ok("--timeout", "30", "run", "--master", up["zk"], "--cpus", "0.1", "--mem", "32", "--", "true")
@@ -118,7 +123,7 @@ def test_dev_cluster_up_status_run_down(workdir: Path) -> None:
     _until_running(up["zk"], ["sleeper.dev"])
 
     recorded = load(workdir)
-    assert recorded is not None and {p: recorded[p]["pid"] for p in PARTS} == up["pids"]
+    assert recorded is not None and {p: recorded[p]["pid"] for p in parts_of(recorded)} == up["pids"]
 
     # Tasks still running when the cluster goes down are removed with it.
     runs = [

@@ -536,9 +536,16 @@ def test_dev_state_helpers(tmp_path: Any) -> None:
 
 
 def test_dev_cluster_layout(tmp_path: Path) -> None:
-    ports = {"zookeeper": 2281, "master": 6050, "agent": 6051, "marathon": 8180}
+    ports = {"zookeeper": 2281, "master": 6050, "agent": 6051, "marathon": 8180, "lb": 9190}
     steps = devcluster.commands(tmp_path, ports, ["docker", "mesos"], "cpus:2", agent_ip_flag=True)
-    assert [part for part, _, _ in steps] == list(devcluster.PARTS)
+    assert [part for part, _, _ in steps] == ["zookeeper", "master", "agent", "marathon"]  # no haproxy
+    with_lb = devcluster.commands(
+        tmp_path, ports, ["mesos"], None, agent_ip_flag=True, haproxy="/usr/sbin/haproxy"
+    )
+    assert [part for part, _, _ in with_lb] == list(devcluster.PARTS)
+    lb, lb_extra = with_lb[-1][1], with_lb[-1][2]
+    assert lb[:4] == ["marathon_py", "lb", "--marathon", "http://127.0.0.1:8180"] and "--stats-port" in lb
+    assert lb_extra == {"url": "http://127.0.0.1:9190"}
     (_, zk, _), (_, master, master_extra), (_, agent, agent_extra), (_, marathon, marathon_extra) = steps
     assert zk == ["zk_py", str(tmp_path / "zookeeper" / "zoo.cfg")]
     assert master == ["master_py", "--ip", "127.0.0.1", "--port", "6050", "--zk", "zk://127.0.0.1:2281/mesos"]
