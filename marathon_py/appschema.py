@@ -36,6 +36,7 @@ DATETIME = Str(1, None, r"^\d{4}-\d\d-\d\dT\d\d:\d\d(:\d\d(\.\d+)?)?(Z|[+-]\d\d:
 LABELS = Dict(Str())
 HEALTH_PROTOCOLS = ("HTTP", "HTTPS", "TCP", "COMMAND", "MESOS_TCP", "MESOS_HTTP", "MESOS_HTTPS")
 EXECUTOR_PATTERN = r"^(//cmd)|(/?[^/]+(/[^/]+)*)|$"
+GROUP_UPDATE_REF = "#/components/schemas/GroupUpdate"  # the name /openapi.json gives GROUP_UPDATE (recursive)
 
 
 def _opt(reader: Any) -> Field:
@@ -50,11 +51,20 @@ def _req(reader: Any) -> Field:
     return Field(reader, required=True)
 
 
+SECRET_REF = Obj({"secret": _req(Str())})
+UNREACHABLE_ENABLED = Obj(
+    {
+        "inactiveAfterSeconds": _dflt(Int(0, long=True), 0),
+        "expungeAfterSeconds": _dflt(Int(0, long=True), 0),
+    }
+)
+
+
 def _env_value(value: Any, path: str, errors: list[Detail]) -> Any:
     if isinstance(value, str):
         return value
     if isinstance(value, dict):
-        return Obj({"secret": _req(Str())}).read(value, path, errors)
+        return SECRET_REF.read(value, path, errors)
     return _fail(errors, path, "error.expected.jsstring")
 
 
@@ -63,19 +73,16 @@ def _unreachable(value: Any, path: str, errors: list[Detail]) -> Any:
         return value
     if isinstance(value, str):
         return _fail(errors, path, "error.unknown.enum.literal")
-    enabled = Obj(
-        {
-            "inactiveAfterSeconds": _dflt(Int(0, long=True), 0),
-            "expungeAfterSeconds": _dflt(Int(0, long=True), 0),
-        }
-    )
-    return enabled.read(value, path, errors)
+    return UNREACHABLE_ENABLED.read(value, path, errors)
 
 
 def _resource_limit(value: Any, path: str, errors: list[Detail]) -> Any:
     if isinstance(value, str):
         return value  # "unlimited" is checked semantically, with Marathon's message
     return Num().read(value, path, errors)
+
+
+RESOURCE_LIMIT = Custom(_resource_limit, {"oneOf": [Num().json_schema(), Enum(("unlimited",)).json_schema()]})
 
 
 PORT_DEFINITION = Obj(
@@ -211,7 +218,9 @@ APP = Obj(
         "cpus": _dflt(Num(0.001), 1.0),
         "dependencies": _dflt(Arr(PATH_ID, unique=True), []),
         "disk": _dflt(Num(0.0), 0.0),
-        "env": _dflt(Dict(Custom(_env_value)), {}),
+        "env": _dflt(
+            Dict(Custom(_env_value, {"oneOf": [Str().json_schema(), SECRET_REF.json_schema()]})), {}
+        ),
         "executor": _dflt(Str(pattern=EXECUTOR_PATTERN), ""),
         "executorResources": _opt(
             Obj(
@@ -236,9 +245,7 @@ APP = Obj(
         "portDefinitions": _opt(Arr(PORT_DEFINITION)),
         "readinessChecks": _dflt(Arr(READINESS_CHECK), []),
         "residency": _opt(RESIDENCY),
-        "resourceLimits": _opt(
-            Obj({"cpus": _opt(Custom(_resource_limit)), "mem": _opt(Custom(_resource_limit))})
-        ),
+        "resourceLimits": _opt(Obj({"cpus": _opt(RESOURCE_LIMIT), "mem": _opt(RESOURCE_LIMIT)})),
         "requirePorts": _dflt(Bool(), False),
         "secrets": _dflt(Dict(Obj({"source": _req(Str(1))})), {}),
         "taskKillGracePeriodSeconds": _opt(Int(0)),
@@ -248,7 +255,12 @@ APP = Obj(
         "version": _opt(DATETIME),
         "versionInfo": _opt(Obj({"lastScalingAt": _req(DATETIME), "lastConfigChangeAt": _req(DATETIME)})),
         "killSelection": _dflt(Enum(("YOUNGEST_FIRST", "OLDEST_FIRST")), "YOUNGEST_FIRST"),
-        "unreachableStrategy": _opt(Custom(_unreachable)),
+        "unreachableStrategy": _opt(
+            Custom(
+                _unreachable,
+                {"oneOf": [Enum(("disabled",)).json_schema(), UNREACHABLE_ENABLED.json_schema()]},
+            )
+        ),
         "tty": _opt(Bool()),
         "role": _opt(Str(1)),
     }
@@ -264,7 +276,7 @@ GROUP_UPDATE = Obj(
     {
         "id": _opt(PATH_ID),
         "apps": _opt(Arr(APP, unique=True)),
-        "groups": _opt(Arr(Custom(_group_update))),
+        "groups": _opt(Arr(Custom(_group_update, {"$ref": GROUP_UPDATE_REF}))),
         "dependencies": _opt(Arr(PATH_ID, unique=True)),
         "scaleBy": _opt(Num(0.0)),
         "version": _opt(DATETIME),

@@ -4,6 +4,7 @@ Two stages, as in Marathon, each raising its own ``ValidationError`` (422 "Objec
 ``canonical`` runs on the migrated app before the last defaults are applied (the RAML-level rules),
 ``model`` on the finished app (the rules Marathon checks on its ``AppDefinition``). Everything a RAML
 facet already rejects while reading (negative cpus, ``minimumHealthCapacity`` > 1, …) never gets here.
+One rule is ours: at most ``MAX_INSTANCES`` instances per app.
 """
 
 from __future__ import annotations
@@ -25,6 +26,9 @@ OPERATOR_INVALID = (
 EXECUTOR_PATTERN = r"^(//cmd)|(/?[^/]+(/[^/]+)*)|$"
 _IS_VALUE = re.compile(r"^[a-zA-Z0-9_/.-]*$")
 _MIGRATION = ("DCOS_MIGRATION_API_VERSION", "DCOS_PACKAGE_FRAMEWORK_NAME", "DCOS_MIGRATION_API_PATH")
+# Beyond Marathon (whose only bound is Int32): every instance is tracked and stored one by one, so 2**31 - 1
+# of them would stall the daemon (found by the API fuzz); 10,000 is where Marathon "hits the wall" (§10).
+MAX_INSTANCES = 10_000
 
 
 @dataclass(frozen=True)
@@ -279,6 +283,7 @@ def model(app: dict[str, Any]) -> None:
     for key in ("instances", "mem", "cpus", "disk", "gpus"):
         bound = 0 if key in ("instances", "gpus") else 0.0
         v.check(app[key] >= bound, f"/{key}", at_least(app[key], bound))
+    v.check(app["instances"] <= MAX_INSTANCES, "/instances", at_most(app["instances"], MAX_INSTANCES))
     unreachable = app["unreachableStrategy"]
     if unreachable != "disabled":
         inactive, expunge = unreachable["inactiveAfterSeconds"], unreachable["expungeAfterSeconds"]

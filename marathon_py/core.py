@@ -188,8 +188,8 @@ class MarathonCore(Reactor):
         """Match waiting instances (delay passed) against the offers; accept with TaskInfos, decline the
         rest."""
         waiting: dict[tuple[str, str], list[InstanceRecord]] = {}
-        for rec in self.tracker.instances():
-            if rec.scheduled and self.launcher.ready(rec.app_id, now):
+        for rec in self.tracker.scheduled():
+            if self.launcher.ready(rec.app_id, now):
                 waiting.setdefault((rec.app_id, rec.version), []).append(rec)
         wanting: list[tuple[App, list[InstanceRecord]]] = []
         for (app_id, version), recs in sorted(
@@ -354,8 +354,9 @@ class MarathonCore(Reactor):
         target = dict(plan.target)
         before = self._apps
         changed = tuple(
-            i for i, a in groups.apps_by_id(target).items()
-            if i in before and before[i].get("version") == a.get("version") and before[i] != a
+            i for i, a in groups.apps_by_id(plan.target).items()
+            if i in before and before[i] is not a
+            and before[i].get("version") == a.get("version") and before[i] != a
         )  # fmt: skip
         self._out.append(SaveDeployment(plan.id, json.loads(dp.dump_plan(plan))))
         self._out.append(SaveRoot(target, changed))

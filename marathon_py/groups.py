@@ -70,8 +70,21 @@ def all_apps(group: Mapping[str, Any]) -> list[App]:
     return [app for g in iter_groups(group) for app in g.get("apps") or ()]
 
 
-def apps_by_id(group: Mapping[str, Any]) -> dict[str, App]:
-    return {app["id"]: app for app in all_apps(group)}
+_BY_ID_MEMO: list[tuple[Mapping[str, Any], Mapping[str, App]]] = []  # the trees asked last, kept alive
+_BY_ID_MEMO_SIZE = 8
+
+
+def apps_by_id(group: Mapping[str, Any]) -> Mapping[str, App]:
+    """App id → app; shared, not to be changed.  One root update asks this of the same few trees a dozen
+    times (versions, ports, plan, machines), so the last ones are remembered by identity: trees are values
+    (never changed in place), and an O(apps) pass per question is what makes 10,000 apps slow."""
+    for tree, by_id in _BY_ID_MEMO:
+        if tree is group:
+            return by_id
+    by_id = {app["id"]: app for app in all_apps(group)}
+    _BY_ID_MEMO.insert(0, (group, by_id))
+    del _BY_ID_MEMO[_BY_ID_MEMO_SIZE:]
+    return by_id
 
 
 def map_apps(group: Group, fn: Callable[[App], App]) -> Group:
@@ -99,7 +112,8 @@ def find_group(root: Group, group_id: str | PathId) -> Group | None:
 def find_app(root: Group, app_id: str | PathId) -> App | None:
     aid = app_id if isinstance(app_id, PathId) else PathId.parse(app_id).canonical()
     parent = find_group(root, aid.parent)
-    return None if parent is None else next((a for a in parent["apps"] if a["id"] == str(aid)), None)
+    wanted = str(aid)
+    return None if parent is None else next((a for a in parent["apps"] if a["id"] == wanted), None)
 
 
 def _contains_apps(group: Group) -> bool:
@@ -195,16 +209,20 @@ def app_dependencies(root: Mapping[str, Any]) -> dict[str, set[str]]:
     ones still resolve (against the group, or the app's parent), as ``PathId.canonicalPath`` would.
     """
     apps = apps_by_id(root)
-    below = {g["id"]: {a["id"] for a in all_apps(g)} for g in iter_groups(root)}
     graph: dict[str, set[str]] = {app_id: set() for app_id in apps}
-    for group in iter_groups(root):
-        for dep in group.get("dependencies") or ():
+    group_deps = [g for g in iter_groups(root) if g.get("dependencies")]
+    app_deps = [(app_id, app["dependencies"]) for app_id, app in apps.items() if app.get("dependencies")]
+    if not group_deps and not app_deps:  # the common case, and O(apps) instead of O(apps x depth)
+        return graph
+    below = {g["id"]: {a["id"] for a in all_apps(g)} for g in iter_groups(root)}
+    for group in group_deps:
+        for dep in group["dependencies"]:
             targets = below.get(canonical(dep, group["id"]), set())
             for app_id in below[group["id"]]:
                 graph[app_id] |= targets
-    for app_id, app in apps.items():
+    for app_id, deps in app_deps:
         parent = PathId.parse(app_id).parent
-        for dep in app.get("dependencies") or ():
+        for dep in deps:
             dep_id = canonical(dep, parent)
             graph[app_id] |= {dep_id} if dep_id in apps else below.get(dep_id, set())
     return graph
@@ -216,8 +234,11 @@ def dependency_depths(graph: Mapping[str, Collection[str]]) -> dict[str, int]:
     Raises ``CyclicDependencyError`` on a cycle (a self-loop counts); iterative, so depth is unbounded.
     """
     depth: dict[str, int] = {}
-    for start in graph:
+    for start, targets in graph.items():
         if start in depth:
+            continue
+        if not targets:  # no dependencies: one vertex on its longest path (most apps; skips the walk)
+            depth[start] = 1
             continue
         on_path = {start}
         stack = [(start, iter(graph[start]))]
@@ -250,12 +271,21 @@ def validate_dependencies(root: Mapping[str, Any]) -> None:
     dependency_depths(app_dependencies(root))
 
 
+def has_dependencies(root: Mapping[str, Any]) -> bool:
+    """Does any group or app of the tree declare dependencies?  Without any, the graph has no edges."""
+    return any(g.get("dependencies") for g in iter_groups(root)) or any(
+        app.get("dependencies") for g in iter_groups(root) for app in g.get("apps") or ()
+    )
+
+
 def validate_root(root: Group) -> None:
     """The root-group rules checked before a deployment: no cycles, no app/group id clash (422)."""
     details = []
-    if has_cycle(app_dependencies(root)):
+    if has_dependencies(root) and has_cycle(app_dependencies(root)):
         details.append(("/", CYCLIC))
     for i, group in enumerate(iter_groups(root)):
+        if not group["groups"]:
+            continue  # no subgroup to clash with
         app_ids = {a["id"] for a in group["apps"]}
         if any(g["id"] in app_ids for g in group["groups"]):
             details.append(("/" if i == 0 else f"/groups({i - 1})", SAME_ID))
@@ -285,7 +315,10 @@ def set_versions(
     before = apps_by_id(from_root)
 
     def version(app: App) -> App:
-        return appdef.with_version(before.get(app["id"]), app, now_iso, restart=app["id"] in restarted)
+        old = before.get(app["id"])
+        if old is app and "version" in app and app["id"] not in restarted:
+            return app  # untouched by this update (shared with from_root): with_version would copy it as is
+        return appdef.with_version(old, app, now_iso, restart=app["id"] in restarted)
 
     return _stamp(map_apps(to_root, version), now_iso)
 
@@ -300,19 +333,36 @@ def assign_dynamic_service_ports(
     """
     low, high = port_range
     before = apps_by_id(from_root)
-    used = {p for app in [*before.values(), *all_apps(to_root)] for p in appdef.service_ports(app)}
-    free = (p for p in range(low, high + 1) if p not in used)
+    used: set[int] | None = None  # found once an app needs a port: most updates assign none
+
+    def free() -> Iterator[int]:
+        nonlocal used
+        if used is None:
+            target = all_apps(to_root)
+            shared = {id(app) for app in target}
+            used = {p for app in target for p in appdef.service_ports(app)}
+            used.update(
+                p for app in before.values() if id(app) not in shared for p in appdef.service_ports(app)
+            )
+        return (p for p in range(low, high + 1) if p not in used)
+
+    free_ports: Iterator[int] | None = None
 
     def assign(app: App) -> App:
+        nonlocal free_ports
         old = before.get(app["id"])
+        if old is app:  # shared with from_root: unchanged, so not an upgrade
+            return app
         ports = appdef.service_ports(app)
         if (old is not None and not appdef.is_upgrade(old, app)) or 0 not in ports:
             return app
+        if free_ports is None:
+            free_ports = free()
         candidates = iter([p for p in appdef.service_ports(old or {}) if low <= p <= high and p not in ports])
         assigned = []
         for port in ports:
             if port == 0:
-                port = next(candidates, None) or next(free, None) or 0
+                port = next(candidates, None) or next(free_ports, None) or 0
                 if port == 0:
                     raise PortRangeExhausted(low, high)
             assigned.append(port)

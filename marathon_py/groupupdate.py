@@ -15,14 +15,15 @@ Deploying a changed root is then, as ``GroupManagerImpl`` does it::
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 from typing import Any
 
 from marathon_py import appdef, groups, jsonread
 from marathon_py.appschema import GROUP_UPDATE
-from marathon_py.appvalidation import Settings
+from marathon_py.appvalidation import MAX_INSTANCES, Settings
 from marathon_py.pathid import PathId
-from marathon_py.validation import ValidationError, Violations
+from marathon_py.validation import ValidationError, Violations, at_most
 
 ONLY_OPTION = "not allowed in conjunction with other properties."
 NO_GROUP_ID = "No group id was given!"
@@ -154,11 +155,21 @@ def apply_update(root: groups.Group, update: dict[str, Any], version: str) -> gr
     """
     gid = PathId.parse(update["id"])
     if "scaleBy" in update:
+        _check_scale(root, gid, update["scaleBy"])
         return groups.scale_by(root, gid, update["scaleBy"], version)
     if "version" in update:
         raise ValueError("a rollback replaces the group with its stored version")
     current = groups.find_group(root, gid) or groups.new_group(gid, version)
     return groups.put_group(root, _execute(update, current, version), version)
+
+
+def _check_scale(root: groups.Group, gid: PathId, factor: float) -> None:
+    """422 unless every scaled app stays within ``MAX_INSTANCES`` (Marathon saturates at Int32, §2.2)."""
+    group = groups.find_group(root, gid)
+    largest = max((app["instances"] for app in groups.all_apps(group)), default=0) if group else 0
+    scaled = largest * factor
+    if not (math.isfinite(scaled) and math.ceil(scaled) <= MAX_INSTANCES):
+        raise ValidationError.of("/scaleBy", at_most(scaled, MAX_INSTANCES))
 
 
 def _execute(update: dict[str, Any], current: groups.Group, version: str) -> groups.Group:

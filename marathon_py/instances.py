@@ -253,6 +253,8 @@ class Tracker:
         self.config = config or TrackerConfig()
         self._rng = rng or random.Random(0)
         self._records: dict[str, InstanceRecord] = {}
+        self._by_app: dict[str, dict[str, InstanceRecord]] = {}  # the same records by app: O(app) reads
+        self._scheduled: dict[str, InstanceRecord] = {}  # those waiting for an offer (``scheduled``)
         self._last_scale: float | None = None
 
     def get(self, instance_id: str) -> InstanceRecord | None:
@@ -260,14 +262,21 @@ class Tracker:
 
     def restore(self, records: Iterable[InstanceRecord]) -> None:
         """A new leader's instances, as the store held them."""
-        self._records.update((r.instance_id, r) for r in records)
+        for r in records:
+            self._put(r)
 
     def instances(self, app_id: str | None = None) -> list[InstanceRecord]:
-        return [r for r in self._records.values() if app_id is None or r.app_id == app_id]
+        if app_id is None:
+            return list(self._records.values())
+        return list(self._by_app.get(app_id, {}).values())
+
+    def scheduled(self) -> list[InstanceRecord]:
+        """Every instance waiting for an offer (``InstanceRecord.scheduled``), in no particular order."""
+        return list(self._scheduled.values())
 
     def to_launch(self, app_id: str) -> list[InstanceRecord]:
         """Instances waiting for an offer: new ones and those whose task ended while the goal is Running."""
-        return [r for r in self._records.values() if r.app_id == app_id and r.scheduled]
+        return [r for r in self._by_app.get(app_id, {}).values() if r.scheduled]
 
     def to_kill(
         self, app: Mapping[str, Any], meet_constraints: upgrade.ConstraintKill | None = None
@@ -363,7 +372,7 @@ class Tracker:
         old = self._records[instance_id]
         up = Update()
         if old.killable:
-            self._records[instance_id] = self._kill(old, reason, now, up)
+            self._put(self._kill(old, reason, now, up))
         return up
 
     def set_health(self, instance_id: str, healthy: bool | None, now: float) -> Update:
@@ -383,12 +392,12 @@ class Tracker:
             elif old.condition == "UnreachableInactive" and _expired(old, now, 1):
                 self._commit(old, replace(old, condition="Killed"), now, up, force_expunge=True)
             elif old.killed_at is not None and old.killable and now - old.killed_at >= cfg.kill_retry_timeout:
-                self._records[old.instance_id] = self._kill(old, "Retry", now, up)
+                self._put(self._kill(old, "Retry", now, up))
             elif old.killed_at is None and old.staged_at is not None and old.goal == "Running":
                 provisioned = old.condition == "Provisioned"
                 limit = cfg.task_launch_confirm_timeout if provisioned else cfg.task_launch_timeout
                 if old.condition in ("Provisioned", "Staging", "Starting") and old.staged_at < now - limit:
-                    self._records[old.instance_id] = self._kill(old, "Overdue", now, up)
+                    self._put(self._kill(old, "Overdue", now, up))
         return up
 
     def scale_due(self, now: float) -> bool:
@@ -475,12 +484,29 @@ class Tracker:
             or (new.goal == "Decommissioned" and (new.task_id is None or new.condition in TERMINAL))
         )
         if expunge:
-            self._records.pop(new.instance_id, None)
+            self._pop(new.instance_id)
             up.changed.append((old, None))
         elif moved or old != new:
-            self._records[new.instance_id] = new
+            self._put(new)
             up.changed.append((old, new))
         return up
+
+    def _put(self, rec: InstanceRecord) -> None:
+        self._records[rec.instance_id] = rec
+        self._by_app.setdefault(rec.app_id, {})[rec.instance_id] = rec
+        if rec.scheduled:
+            self._scheduled[rec.instance_id] = rec
+        else:
+            self._scheduled.pop(rec.instance_id, None)
+
+    def _pop(self, instance_id: str) -> None:
+        rec = self._records.pop(instance_id, None)
+        if rec is not None:
+            self._scheduled.pop(instance_id, None)
+            of_app = self._by_app[rec.app_id]
+            del of_app[instance_id]
+            if not of_app:
+                del self._by_app[rec.app_id]
 
 
 # -- instance events (§3; Formats.scala writes every field, ``None`` as null) ---------------------------

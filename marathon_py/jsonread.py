@@ -6,6 +6,9 @@ message keys: ``error.expected.jsstring|jsnumber|jsboolean|jsarray|jsobject``, `
 ``error.path.missing``, ``error.min|max``, ``error.minLength|maxLength``, ``error.pattern``,
 ``error.unknown.enum.literal``. As in Play, ``null`` is the same as an absent optional field and keys the
 schema does not name are ignored (Marathon has no strict mode). Sets (``uniqueItems``) drop duplicates.
+
+Each reader also describes itself as a JSON Schema (``json_schema``, the OpenAPI 3.0 dialect), so the
+served ``/openapi.json`` documents request bodies from the very readers that check them.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from marathon_py.validation import Detail, InvalidJson
+
+JsonSchema = dict[str, Any]
 
 
 class _Missing:
@@ -32,6 +37,12 @@ INT64 = (-(2**63), 2**63 - 1)
 
 class Reader(Protocol):
     def read(self, value: Any, path: str, errors: list[Detail]) -> Any: ...
+
+    def json_schema(self) -> JsonSchema: ...
+
+
+def _facets(**facets: Any) -> JsonSchema:
+    return {name: value for name, value in facets.items() if value is not None}
 
 
 def _fail(errors: list[Detail], path: str, message: str) -> Any:
@@ -61,6 +72,12 @@ class Str:
             return _fail(errors, path, "error.pattern")
         return value
 
+    def json_schema(self) -> JsonSchema:
+        return {
+            "type": "string",
+            **_facets(minLength=self.min_len, maxLength=self.max_len, pattern=self.pattern),
+        }
+
 
 @dataclass(frozen=True)
 class Num:
@@ -77,6 +94,9 @@ class Num:
         if self.min is not None and value < self.min:
             return _fail(errors, path, "error.min")
         return float(value)
+
+    def json_schema(self) -> JsonSchema:
+        return {"type": "number", **_facets(minimum=self.min, maximum=self.max)}
 
 
 @dataclass(frozen=True)
@@ -97,11 +117,25 @@ class Int:
             return _fail(errors, path, "error.min")
         return int(value)
 
+    def json_schema(self) -> JsonSchema:
+        low, high = INT64 if self.long else INT32
+        low = low if self.min is None else max(low, self.min)
+        high = high if self.max is None else min(high, self.max)
+        return {
+            "type": "integer",
+            "format": "int64" if self.long else "int32",
+            "minimum": low,
+            "maximum": high,
+        }
+
 
 @dataclass(frozen=True)
 class Bool:
     def read(self, value: Any, path: str, errors: list[Detail]) -> Any:
         return value if isinstance(value, bool) else _fail(errors, path, "error.expected.jsboolean")
+
+    def json_schema(self) -> JsonSchema:
+        return {"type": "boolean"}
 
 
 @dataclass(frozen=True)
@@ -116,6 +150,9 @@ class Enum:
                 if known.lower() == value.lower():
                     return known
         return _fail(errors, path, "error.unknown.enum.literal")
+
+    def json_schema(self) -> JsonSchema:
+        return {"type": "string", "enum": list(self.values)}
 
 
 @dataclass(frozen=True)
@@ -138,6 +175,10 @@ class Arr:
             return _fail(errors, path, "error.minLength")
         return dedupe(items) if self.unique else items
 
+    def json_schema(self) -> JsonSchema:
+        facets = _facets(minItems=self.min_items, maxItems=self.max_items, uniqueItems=self.unique or None)
+        return {"type": "array", "items": self.item.json_schema(), **facets}
+
 
 @dataclass(frozen=True)
 class Dict:
@@ -149,6 +190,9 @@ class Dict:
         before = len(errors)
         result = {key: self.value.read(item, f"{path}/{key}", errors) for key, item in value.items()}
         return MISSING if len(errors) > before else result
+
+    def json_schema(self) -> JsonSchema:
+        return {"type": "object", "additionalProperties": self.value.json_schema()}
 
 
 @dataclass(frozen=True)
@@ -183,6 +227,18 @@ class Obj:
                 result[name] = got
         return result if ok else MISSING
 
+    def json_schema(self) -> JsonSchema:
+        """Unknown keys are allowed (ignored when read); a default is documented as such."""
+        properties = {
+            name: {
+                **spec.reader.json_schema(),
+                **_facets(default=None if spec.default is MISSING else spec.default),
+            }
+            for name, spec in self.fields.items()
+        }
+        required = [name for name, spec in self.fields.items() if spec.required]
+        return {"type": "object", "properties": properties, **({"required": required} if required else {})}
+
     def as_update(self) -> Obj:
         """The generated ``…Update`` type: every top-level field optional and without default."""
         return Obj({name: Field(spec.reader) for name, spec in self.fields.items()})
@@ -193,9 +249,13 @@ class Custom:
     """A union type or any shape the combinators above cannot express."""
 
     fn: Callable[[Any, str, list[Detail]], Any] = field(compare=False)
+    schema: JsonSchema = field(default_factory=dict, compare=False)  # what ``fn`` accepts; {}: anything
 
     def read(self, value: Any, path: str, errors: list[Detail]) -> Any:
         return self.fn(value, path, errors)
+
+    def json_schema(self) -> JsonSchema:
+        return dict(self.schema)
 
 
 @dataclass(frozen=True)
@@ -208,6 +268,9 @@ class AnyObj:
             if isinstance(value, dict)
             else _fail(errors, path, "error.expected.jsobject")
         )
+
+    def json_schema(self) -> JsonSchema:
+        return {"type": "object"}
 
 
 def dedupe(items: list[Any]) -> list[Any]:

@@ -48,17 +48,18 @@ def plan(
     the target's graph, ascending) scaling new and scale-only apps and restarting changed ones. Empty steps
     are dropped. ``to_kill`` names instances a kill-and-scale sentenced (app id → instance ids)."""
     old_apps, new_apps = groups.apps_by_id(current_root), groups.apps_by_id(target_root)
-    layers = groups.dependency_depths(groups.app_dependencies(target_root))
+    has_edges = groups.has_dependencies(target_root)
+    layers = groups.dependency_depths(groups.app_dependencies(target_root)) if has_edges else {}
     stop = [DeploymentAction("Stop", i) for i in old_apps if i not in new_apps]
     start = [DeploymentAction("Start", i, scale_to=0) for i in new_apps if i not in old_apps]
     by_layer: dict[int, list[DeploymentAction]] = {}
     for app_id, app in new_apps.items():
         old = old_apps.get(app_id)
-        if old is not None and _definition(old) == _definition(app):
-            continue
+        if old is app or (old is not None and _definition(old) == _definition(app)):
+            continue  # unchanged (most apps of a big root are shared with the current one)
         action = _layer_action(old, app, (to_kill or {}).get(app_id, ()))
         if action is not None:
-            by_layer.setdefault(layers[app_id], []).append(action)
+            by_layer.setdefault(layers.get(app_id, 1), []).append(action)
     steps = [stop, start] + [by_layer[k] for k in sorted(by_layer)]
     return DeploymentPlan(
         id=id,

@@ -104,9 +104,12 @@ class Reactor:
     def _set_root(self, root: groups.Group) -> None:
         old, self._root = self._apps, root
         self._apps = {app_id: app for app_id, app in groups.apps_by_id(root).items()}
-        for app in self._apps.values():
+        for app_id, app in self._apps.items():
+            key = (app_id, app["version"])
+            if old.get(app_id) is app and self._defs.get(key) is app:
+                continue  # the same definition as before: its delay and entry are in place
             self.launcher.app_changed(app)
-            self._defs[(app["id"], app["version"])] = app
+            self._defs[key] = app
         for app_id in old.keys() - self._apps.keys():
             self.launcher.app_removed(app_id)
         self._roles = {str(a.get("role") or "*") for a in self._apps.values()}
@@ -335,12 +338,13 @@ class Reactor:
         """Drop definitions, health state and queue statistics nothing refers to any more."""
         used = {(r.app_id, r.version) for r in self.tracker.instances()}
         used |= {(a["id"], a["version"]) for a in groups.all_apps(self._root)}
-        for plan in self.deployer.plans():
-            used |= {
-                (a["id"], a.get("version", ""))
-                for root in (plan.original, plan.target)
-                for a in groups.all_apps(root)
-            }
+        if any(k not in used for k in self._defs) or any(k not in used for k in self._health):
+            for plan in self.deployer.plans():  # O(plans x apps): only when something may go
+                used |= {
+                    (a["id"], a.get("version", ""))
+                    for root in (plan.original, plan.target)
+                    for a in groups.all_apps(root)
+                }
         for key in [k for k in self._defs if k not in used]:
             del self._defs[key]
         for key in [k for k in self._health if k not in used]:
@@ -360,9 +364,7 @@ class Reactor:
     def _ready_ids(self, now: float) -> dict[str, str]:
         if self._demand_dirty:
             self._ready = {
-                r.instance_id: r.role
-                for r in self.tracker.instances()
-                if r.scheduled and self.launcher.ready(r.app_id, now)
+                r.instance_id: r.role for r in self.tracker.scheduled() if self.launcher.ready(r.app_id, now)
             }
             self._demand_dirty = False
         return self._ready

@@ -91,7 +91,11 @@ class ValidationError(_DetailedError):
 
 
 class NormalizationError(ApiError):
-    """Marathon's ``NormalizationException``: an unexpected shape its mapper answers with 500."""
+    """Marathon's ``NormalizationException``: a legacy shape that cannot be migrated (both ``portMappings``
+    and ``docker.portMappings``, docker network ``NONE`` …). Marathon's mapper answers it with 500; it is the
+    client's input that is wrong, so we answer 422 with the message (a 5xx the API fuzz found)."""
+
+    status = 422
 
 
 class Conflict(ApiError):

@@ -186,7 +186,9 @@ def cmd_down(args: argparse.Namespace) -> Outcome:
         report: dict[str, Any] = {"ok": True, "workdir": str(workdir), "stopped": {}}
         text = f"no dev cluster in {workdir}"
     else:
-        stopped = {p: stop(state.get(p)) for p in ("lb", "marathon", "agent") if p in parts_of(state)}
+        stopped: dict[str, str] = {
+            p: stop(state.get(p)) for p in ("lb", "marathon", "agent") if p in parts_of(state)
+        }
         tasks = remove_tasks(workdir / "agent")
         for part in ("master", "zookeeper"):
             stopped[part] = stop(state.get(part))

@@ -30,6 +30,7 @@ from marathon_py.http.orchestrator import Orchestrator
 from marathon_py.http.rest import (
     DEPLOYMENT_HEADER,
     GROUP_WILDCARD,
+    REST,
     add_collection,
     body,
     choose,
@@ -65,7 +66,7 @@ class AppsApi:
         add_collection(app, "POST", "/v2/apps", self.create)
         add_collection(app, "PUT", "/v2/apps", self.put_many)
         add_collection(app, "PATCH", "/v2/apps", self.patch_many)
-        app.router.add_route("*", "/v2/apps/{rest:.+}", self.dispatch)
+        app.router.add_route("*", f"/v2/apps/{REST}", self.dispatch)
 
     async def dispatch(self, request: web.Request) -> web.StreamResponse:
         """Marathon's templates by literal length: ``…/versions``, ``…/restart``, ``…/tasks``, ``{id}``."""

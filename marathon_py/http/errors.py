@@ -10,6 +10,13 @@ error (``api/MarathonExceptionMapper.scala``), never as a stack trace:
 * aiohttp's own refusals (405, 413, …) → their status with the reason phrase as the message, as Jersey's
   ``WebApplicationException``; a path no route matches → **500** ``{"message": "URI not found"}`` (Jersey's
   ``NotFoundException`` quirk, §1.5);
+* **deviation**: a path below a prefix whose templates take ids with slashes (``/v2/apps/…``,
+  ``/v2/groups/…``, ``/v2/queue/…``) that names nothing, e.g. ``/v2/apps/web/restart/x``, is Jersey's 500
+  too, but we answer **404** ``{"message": "URI not found"}`` (``unknown_route``). Such a path fits a template
+  of the OpenAPI document (``/v2/apps/{appId}`` with ``appId`` = ``web/restart/x``), so it is an unknown
+  resource, not a server fault: users and tools (5xx alerts, schema fuzzers) expect a 4xx. Whether Jersey
+  would have matched a template depends on its regex engine (a line break in an id, encoded slashes), which
+  no user can predict; no client we serve (§9) reads the 500. Paths outside every prefix keep Marathon's 500;
 * ``TimeoutError`` → 503; anything else → 500 with the exception's message (logged with its traceback).
 
 Redirects and other non-error ``HTTPException``s pass through untouched.
@@ -44,6 +51,7 @@ log = logging.getLogger(__name__)
 
 UNKNOWN_ROUTE_STATUS = 500  # Jersey answers a route it does not know with 500, and so does Marathon 1.10
 UNKNOWN_ROUTE_MESSAGE = "URI not found"
+UNKNOWN_BELOW_PREFIX_STATUS = 404  # our deviation for paths below an id prefix (see the module docstring)
 
 
 class HttpError(ApiError):
@@ -62,8 +70,8 @@ class HttpError(ApiError):
 
 
 def unknown_route() -> HttpError:
-    """What a handler raises for a path below its prefix that names nothing (Jersey's 404 → 500)."""
-    return HttpError(UNKNOWN_ROUTE_STATUS, UNKNOWN_ROUTE_MESSAGE)
+    """What a handler raises for a path below its prefix that names nothing: 404 (Jersey: 500)."""
+    return HttpError(UNKNOWN_BELOW_PREFIX_STATUS, UNKNOWN_ROUTE_MESSAGE)
 
 
 def dumps(doc: object) -> str:

@@ -29,6 +29,7 @@ from marathon_py.groupupdate import apply_update, normalize_update
 from marathon_py.http.errors import json_response
 from marathon_py.http.orchestrator import Orchestrator
 from marathon_py.http.rest import (
+    REST,
     add_collection,
     body,
     choose,
@@ -80,7 +81,7 @@ class GroupsApi:
 
     def add_routes(self, app: web.Application) -> None:
         add_collection(app, "*", "/v2/groups", self.dispatch)
-        app.router.add_route("*", "/v2/groups/{rest:.+}", self.dispatch)
+        app.router.add_route("*", f"/v2/groups/{REST}", self.dispatch)
 
     async def dispatch(self, request: web.Request) -> web.StreamResponse:
         rest = request.match_info.get("rest", "")

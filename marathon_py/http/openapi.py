@@ -1,9 +1,12 @@
 """An OpenAPI 3.0 description of the REST API v2 we serve, at ``/openapi.json`` (reference §1, §2, §3).
 
-Marathon describes its API in RAML; this is the same surface for OpenAPI tooling. Schemas are coarse
-(objects keep ``additionalProperties``) and name the fields clients read (§4.1, §9). Run spec and group ids
-contain slashes: a ``{appId}``/``{groupId}`` parameter stands for the whole id, e.g. ``prod/web``. The
-routes ``http.api.add_routes`` serves are listed here; ``test_marathon_api_misc`` keeps the two in step.
+Marathon describes its API in RAML; this is the same surface for OpenAPI tooling. Request bodies are
+described by the readers that check them (``appschema``: ``AppDefinition``, ``AppUpdate``, ``GroupUpdate``,
+with the RAML facets and defaults), so a schema-driven fuzz posts meaningful apps and groups. Response
+schemas are coarse (objects keep ``additionalProperties``) and name the fields clients read (§4.1, §9). Run
+spec and group ids contain slashes: a ``{appId}``/``{groupId}`` parameter stands for the whole id, e.g.
+``prod/web``. The routes ``http.api.add_routes`` serves are listed here; ``test_marathon_api_misc`` keeps
+the two in step.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from typing import Any
 
 from aiohttp import web
 
+from marathon_py.appschema import APP, APP_UPDATE, GROUP_UPDATE
 from marathon_py.http.errors import json_response
 from marathon_py.http.system import VERSION
 
@@ -51,6 +55,14 @@ def _each(schema: Doc, names: str) -> dict[str, Doc]:
 
 
 STR, INT, NUM, BOOL, MAP = _t("string"), _t("integer"), _t("number"), _t("boolean"), _obj()
+EXAMPLE_APP: Doc = {
+    "id": "/prod/web",
+    "cmd": "exec python3 -m http.server $PORT0",
+    "cpus": 0.1,
+    "mem": 64,
+    "instances": 1,
+    "portDefinitions": [{"port": 0, "name": "http"}],
+}
 NULLABLE_STR = _t("string", nullable=True)
 SCHEMAS: Doc = {
     "Error": _obj("message", message=STR, details=_array(_obj(path=STR, errors=_array(STR)))),
@@ -99,7 +111,11 @@ SCHEMAS: Doc = {
     ),
     "Leader": _obj("leader", leader=STR),
     "Metrics": _obj(version=STR, **_each(MAP, "counters gauges histograms meters timers")),
-}
+    # request bodies, from the readers (appschema), each with an example that deploys
+    "AppDefinition": {**APP.json_schema(), "example": EXAMPLE_APP},
+    "AppUpdate": {**APP_UPDATE.json_schema(), "example": {"instances": 2}},
+    "GroupUpdate": {**GROUP_UPDATE.json_schema(), "example": {"id": "/prod", "apps": [EXAMPLE_APP]}},
+}  # appschema.GROUP_UPDATE_REF names "GroupUpdate"
 
 
 def _param(name: str, where: str, schema: Doc, description: str = "") -> Doc:
@@ -113,12 +129,13 @@ def _query(name: str, kind: str = "boolean", description: str = "", *, repeat: b
     return {**out, "explode": True} if repeat else out
 
 
-def _id(name: str, description: str) -> Doc:
-    return _param(name, "path", STR, description)
+def _id(name: str, description: str, example: str | None = None) -> Doc:
+    out = _param(name, "path", STR, description)
+    return out if example is None else {**out, "example": example}
 
 
-APP_ID = _id("appId", "run spec id without the leading slash; may contain slashes")
-GROUP_ID = _id("groupId", "group id without the leading slash; may contain slashes")
+APP_ID = _id("appId", "run spec id without the leading slash; may contain slashes", "prod/web")
+GROUP_ID = _id("groupId", "group id without the leading slash; may contain slashes", "prod")
 TASK_ID = _id("taskId", "Mesos task id")
 VERSION_ID = _id("version", "ISO-8601 version timestamp")
 FORCE = _query("force", description="override deployment locks")
@@ -177,7 +194,7 @@ def _created(op_id: str, summary: str, params: list[Doc], body: Doc, content: Do
 def _group_put(op_id: str, summary: str, params: list[Doc]) -> Doc:
     either = {"oneOf": [_ref("DeploymentResult"), _ref("DeploymentSteps")]}
     ok: Responses = {"200": ("Deployment started; with dryRun=true the plan's steps", _json(either))}
-    return _op(op_id, summary, ok, [*params, FORCE, DRY_RUN], _ref("Group"), _DEPLOYABLE_ERRORS)
+    return _op(op_id, summary, ok, [*params, FORCE, DRY_RUN], _ref("GroupUpdate"), _DEPLOYABLE_ERRORS)
 
 
 PARTIAL = _query("partialUpdate", description="absent fields keep their values (default true)")
@@ -190,15 +207,16 @@ PATHS: Doc = {
     "/v2/apps": {
         "get": _get("apps_list", "List apps", _obj(apps=_array(_ref("App"))),
                     [_query("cmd", "string"), _query("id", "string"), _query("label", "string"), EMBED]),
-        "post": _created("apps_create", "Create an app", [FORCE], _ref("App"), _ref("App")),
-        "put": _deployable("apps_putMany", "Create or update apps", [FORCE, PARTIAL], _array(_ref("App"))),
-        "patch": _deployable("apps_patchMany", "Update apps", [FORCE], _array(_ref("App"))),
+        "post": _created("apps_create", "Create an app", [FORCE], _ref("AppDefinition"), _ref("App")),
+        "put": _deployable("apps_putMany", "Create or update apps", [FORCE, PARTIAL],
+                           _array(_ref("AppDefinition"))),
+        "patch": _deployable("apps_patchMany", "Update apps", [FORCE], _array(_ref("AppDefinition"))),
     },
     "/v2/apps/{appId}": {
         "get": _get("apps_get", "One app", _obj(app=_ref("App")), [APP_ID, EMBED]),
-        "put": _deployable("apps_put", "Create or update an app", [APP_ID, FORCE, PARTIAL], _ref("App"),
+        "put": _deployable("apps_put", "Create or update an app", [APP_ID, FORCE, PARTIAL], _ref("AppUpdate"),
                            CREATED),
-        "patch": _deployable("apps_patch", "Update an app", [APP_ID, FORCE], _ref("App")),
+        "patch": _deployable("apps_patch", "Update an app", [APP_ID, FORCE], _ref("AppUpdate")),
         "delete": _deployable("apps_delete", "Destroy an app", [APP_ID, FORCE_TRUE]),
     },
     "/v2/apps/{groupId}/*": {
@@ -225,7 +243,7 @@ PATHS: Doc = {
     },
     "/v2/groups": {
         "get": _get("groups_root", "The root group", _ref("Group"), [EMBED]),
-        "post": _created("groups_create", "Create a group", [FORCE], _ref("Group")),
+        "post": _created("groups_create", "Create a group", [FORCE], _ref("GroupUpdate")),
         "put": _group_put("groups_putRoot", "Update the root group", []),
         "delete": _deployable("groups_deleteRoot", "Remove everything", [FORCE]),
     },
@@ -236,7 +254,7 @@ PATHS: Doc = {
     },
     "/v2/groups/{groupId}": {
         "get": _get("groups_get", "One group", _ref("Group"), [GROUP_ID, EMBED]),
-        "post": _created("groups_createIn", "Create inside", [GROUP_ID, FORCE], _ref("Group")),
+        "post": _created("groups_createIn", "Create inside", [GROUP_ID, FORCE], _ref("GroupUpdate")),
         "put": _group_put("groups_put", "Create or update, scale, roll back", [GROUP_ID]),
         "patch": _op("groups_patch", "Change enforceRole (top-level groups)", {"200": ("Changed", None)},
                      [GROUP_ID], _obj(enforceRole=BOOL), {**_ERRORS, "422": "Not a top-level group"}),

@@ -11,7 +11,7 @@ from aiohttp import web
 from marathon_py.core import MarathonCore
 from marathon_py.http.errors import json_response, unknown_route
 from marathon_py.http.orchestrator import Orchestrator
-from marathon_py.http.rest import add_collection, choose, path_id, suffix, values
+from marathon_py.http.rest import REST, add_collection, choose, path_id, suffix, values
 from marathon_py.outputs import Output
 
 LAST_UNUSED_OFFERS = "lastUnusedOffers"
@@ -23,7 +23,7 @@ class QueueApi:
 
     def add_routes(self, app: web.Application) -> None:
         add_collection(app, "GET", "/v2/queue", self.index)
-        app.router.add_route("*", "/v2/queue/{rest:.+}", self.dispatch)
+        app.router.add_route("*", f"/v2/queue/{REST}", self.dispatch)
 
     async def index(self, request: web.Request) -> web.Response:
         last_unused = LAST_UNUSED_OFFERS in values(request, "embed")

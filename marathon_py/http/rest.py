@@ -30,7 +30,10 @@ TEXT_PLAIN_GONE = "The text/plain output is deprecated. It can be enabled via te
 Action = Callable[[], Awaitable[web.StreamResponse]]
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 # AppsResource.ListApps / AppTasksResource.GroupTasks: "prod/*" stands for every app below /prod
-GROUP_WILDCARD = re.compile(r"((?:.+/)|)\*")
+GROUP_WILDCARD = re.compile(r"((?:.+/)|)\*", re.DOTALL)
+# The rest of a path below a prefix, as a route pattern: any character, a decoded %0A too (Java's ``.+`` stops
+# at a line break, so Jersey answers such an id 500 "URI not found"; our ids are validated, not routed).
+REST = "{rest:(?s:.+)}"
 
 
 # -- the request ------------------------------------------------------------------------------------------
@@ -137,7 +140,7 @@ def suffix(rest: str, name: str) -> tuple[str, str | None] | None:
     """``rest`` matched against Jersey's ``{id:.+}/<name>`` template: (id, None) for the name itself,
     (id, item) for one more segment; None when the template does not match. A longer rest matched the
     template but names nothing: the unknown-route 500."""
-    found = re.fullmatch(rf"(.+)/{re.escape(name)}(/.*)?", rest)
+    found = re.fullmatch(rf"(.+)/{re.escape(name)}(/.*)?", rest, re.DOTALL)
     if found is None:
         return None
     tail = (found.group(2) or "").removeprefix("/").removesuffix("/")
