@@ -61,7 +61,7 @@ def normalize(doc: Any, base: str = "/", *, settings: Settings = DEFAULT_SETTING
     """An app as posted (1.4 or 1.5+ form, id relative to ``base``) → the normalized dict.
 
     Raises ``InvalidJson`` or ``ValidationError`` (422) with Marathon's paths and messages, or
-    ``NormalizationError`` (500) for the few shapes Marathon cannot migrate either.
+    ``NormalizationError`` (also 422: Marathon answers 500) for the few shapes Marathon cannot migrate either.
     """
     raw = jsonread.read(APP, doc)
     v = Violations()

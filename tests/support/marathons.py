@@ -51,9 +51,14 @@ class MarathonProc(MasterProc):
         ]  # fmt: skip
 
     def ready(self) -> bool:
-        with contextlib.suppress(OSError), urllib.request.urlopen(f"{self.url}/ping", timeout=1) as r:
-            return r.status in (200, 204)
-        return False
+        """Serving: /ping answers (401 counts: with --http_credentials it asks for them)."""
+        try:
+            with urllib.request.urlopen(f"{self.url}/ping", timeout=1) as r:
+                return r.status in (200, 204)
+        except urllib.error.HTTPError as e:
+            return e.code == 401
+        except OSError:
+            return False
 
     # -- a JSON client ------------------------------------------------------------------------------------
 

@@ -132,7 +132,7 @@ def test_queue_and_delay_reset() -> None:
             {"message": "Application /small not found in tasks queue."},
         )
         assert (await client.get("/v2/queue/big/delay")).status == 405
-        assert await answer(await client.delete("/v2/queue/big")) == (500, {"message": "URI not found"})
+        assert await answer(await client.delete("/v2/queue/big")) == (404, {"message": "URI not found"})
 
     serve(sim, body)
 
