@@ -8,8 +8,8 @@ SUDO=""
 [ "$(id -u)" = 0 ] || SUDO="sudo"
 
 # Apache ZooKeeper 3.8 + zkCli.sh (interop, comparison); openssl (test certificates); chromium (the web UI
-# test); haproxy (marathon-py lb)
-apt_packages=(zookeeper openssl chromium haproxy)
+# test); haproxy (marathon-py lb); debootstrap (the Debian host image of Molecule and the sandbox)
+apt_packages=(zookeeper openssl chromium haproxy debootstrap)
 missing=()
 for p in "${apt_packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
