@@ -34,7 +34,7 @@ printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:
 printf 'root:x:0:\nnogroup:x:65534:\n' >"$root/etc/group"
 echo 'hello from baremetal-paas/busybox' >"$root/var/www/index.html"
 
-version=$("$BUSYBOX" | head -1 | cut -d' ' -f2)
+version=$("$BUSYBOX" | awk 'NR==1{print $2}')  # no head: SIGPIPE under pipefail
 tar --sort=name --mtime=@0 --owner=0 --group=0 --numeric-owner -C "$root" -cf - . \
   | timeout 120 docker import \
     --change 'CMD ["/bin/sh"]' \
