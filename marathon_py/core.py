@@ -14,6 +14,8 @@ the core's state at once, which is the target state: the API answers before inst
 
 from __future__ import annotations
 
+import functools
+import itertools
 import json
 import random
 from collections.abc import Collection, Iterable, Mapping, Sequence
@@ -92,7 +94,9 @@ class MarathonCore(Reactor):
         sentences instances for kill-and-scale."""
         version = self._next_version(now)
         current = self._root
-        target = groups.assign_dynamic_service_ports(current, target, self.config.port_range)
+        target = groups.assign_dynamic_service_ports(
+            current, target, self.config.port_range, in_use=self._service_ports
+        )
         target = groups.set_versions(current, target, version, restarted)
         groups.validate_root(target)
         plan = planner.plan(current, target, id=self._new_id(), version=version, to_kill=to_kill)
@@ -288,9 +292,7 @@ class MarathonCore(Reactor):
         ``deployments``, ``lastTaskFailure``, ``taskStats``, ``readiness``, ``failures``; prefixes such
         as ``apps.`` are accepted, unknown names ignored — §2.1)."""
         app = self._app_or_404(app_id)
-        names = {next((e[len(p) :] for p in _EMBED_PREFIXES if e.startswith(p)), e) for e in embed}
-        if "failures" in names:
-            names |= {"tasks", "lastTaskFailure", "deployments"}
+        names = _embed_names(tuple(embed))
         records = self.tracker.instances(app_id)
         health = {r.instance_id: self.health(r.instance_id) for r in records}
         extras: JsonObj = {}
@@ -306,7 +308,7 @@ class MarathonCore(Reactor):
             extras["lastTaskFailure"] = self._failures.get(app_id)
         if "taskStats" in names:
             extras["tasksStats"] = taskjson.tasks_stats(app, records, health, now)
-        return appdef.to_json(app, extras)
+        return appdef.to_json(app, extras, shared=True)  # for answers serialized at once
 
     def tasks(self, statuses: Iterable[str] = ()) -> list[JsonObj]:
         """``GET /v2/tasks[?status=…]``: tasks of every app, with their service ports."""
@@ -361,7 +363,7 @@ class MarathonCore(Reactor):
         self._out.append(SaveDeployment(plan.id, json.loads(dp.dump_plan(plan))))
         self._out.append(SaveRoot(target, changed))
         self._set_root(target)
-        self._remember(plan)
+        self._remember(plan, current=True)
         self._event(event("group_change_success", now, groupId=group_id, version=plan.version))
         self.deployer.start(plan)
         self._settle(now)
@@ -374,17 +376,41 @@ class MarathonCore(Reactor):
         self._out.append(DeleteDeployment(plan_id))
         self._demand_dirty = True
 
-    def _remember(self, plan: dp.DeploymentPlan) -> None:
-        for root in (plan.original, plan.target):
-            for app in groups.all_apps(root):
-                if "version" in app:
-                    self._defs[(app["id"], app["version"])] = app
+    def _remember(self, plan: dp.DeploymentPlan, *, current: bool = False) -> None:
+        """The definitions of the plan's roots, the target's last; ``current``: its target was just set as
+        the root, whose apps ``_set_root`` has remembered.  An original app is skipped where the target's
+        app of that id and version is written over it anyway (most apps: the roots share them)."""
+        target = groups.apps_by_id(plan.target)
+        shared = set(map(id, target.values()))
+        originals = (
+            a
+            for a in groups.all_apps(plan.original)
+            if id(a) not in shared and not _same_key(target.get(a["id"]), a)
+        )
+        targets = (a for a in target.values() if not current or self._apps.get(a["id"]) is not a)
+        for app in itertools.chain(originals, targets):
+            if "version" in app:
+                self._defs[(app["id"], app["version"])] = app
 
     def _app_or_404(self, app_id: str) -> App:
         app = self.app(app_id)
         if app is None:
             raise NotFound.app(app_id)
         return app
+
+
+@functools.lru_cache(maxsize=64)
+def _embed_names(embed: tuple[str, ...]) -> frozenset[str]:
+    """The AppInfo parts ``embed`` names (a list answer asks this once per app, always the same)."""
+    names = {next((e[len(p) :] for p in _EMBED_PREFIXES if e.startswith(p)), e) for e in embed}
+    if "failures" in names:
+        names |= {"tasks", "lastTaskFailure", "deployments"}
+    return frozenset(names)
+
+
+def _same_key(app: App | None, other: App) -> bool:
+    """Do both apps have the definition key ``(id, version)`` of ``app``?"""
+    return app is not None and "version" in app and app["version"] == other.get("version")
 
 
 def _parent(app_id: str) -> str:

@@ -10,7 +10,8 @@ every group of the tree, and missing parent groups are created on the way.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Collection, Iterator, Mapping
+import operator
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from typing import Any, TypeVar
 
 from marathon_py import appdef
@@ -78,8 +79,10 @@ def apps_by_id(group: Mapping[str, Any]) -> Mapping[str, App]:
     """App id → app; shared, not to be changed.  One root update asks this of the same few trees a dozen
     times (versions, ports, plan, machines), so the last ones are remembered by identity: trees are values
     (never changed in place), and an O(apps) pass per question is what makes 10,000 apps slow."""
-    for tree, by_id in _BY_ID_MEMO:
-        if tree is group:
+    apps, children = group.get("apps"), group.get("groups")
+    for tree, by_id in _BY_ID_MEMO:  # the same tree, or a shallow copy (the same lists of apps and groups)
+        same_lists = apps is not None and tree.get("apps") is apps and tree.get("groups") is children
+        if tree is group or same_lists:
             return by_id
     by_id = {app["id"]: app for app in all_apps(group)}
     _BY_ID_MEMO.insert(0, (group, by_id))
@@ -91,8 +94,7 @@ def map_apps(group: Group, fn: Callable[[App], App]) -> Group:
     """The tree with ``fn`` applied to every app, in one pass; unchanged subtrees are shared."""
     apps = [fn(app) for app in group["apps"]]
     children = [map_apps(child, fn) for child in group["groups"]]
-    same_apps = all(new is old for new, old in zip(apps, group["apps"], strict=True))
-    if same_apps and all(new is old for new, old in zip(children, group["groups"], strict=True)):
+    if all(map(operator.is_, apps, group["apps"])) and all(map(operator.is_, children, group["groups"])):
         return group
     return {**group, "apps": apps, "groups": children}
 
@@ -271,11 +273,18 @@ def validate_dependencies(root: Mapping[str, Any]) -> None:
     dependency_depths(app_dependencies(root))
 
 
+_DEPS_MEMO: list[tuple[Mapping[str, Any], bool]] = []  # the tree asked last (validation, then the plan)
+
+
 def has_dependencies(root: Mapping[str, Any]) -> bool:
     """Does any group or app of the tree declare dependencies?  Without any, the graph has no edges."""
-    return any(g.get("dependencies") for g in iter_groups(root)) or any(
-        app.get("dependencies") for g in iter_groups(root) for app in g.get("apps") or ()
+    if _DEPS_MEMO and _DEPS_MEMO[0][0] is root:
+        return _DEPS_MEMO[0][1]
+    found = any(g.get("dependencies") for g in iter_groups(root)) or any(
+        app.get("dependencies") for app in apps_by_id(root).values()
     )
+    _DEPS_MEMO[:] = [(root, found)]
+    return found
 
 
 def validate_root(root: Group) -> None:
@@ -324,12 +333,17 @@ def set_versions(
 
 
 def assign_dynamic_service_ports(
-    from_root: Group, to_root: Group, port_range: tuple[int, int] = DEFAULT_PORT_RANGE
+    from_root: Group,
+    to_root: Group,
+    port_range: tuple[int, int] = DEFAULT_PORT_RANGE,
+    *,
+    in_use: Collection[int] | None = None,
 ) -> Group:
     """``AssignDynamicServiceLogic``: service ports 0 of new or changed apps → cluster-unique ports.
 
     Ports used by any app of either tree are skipped; an app gets its old ports back first, so re-posting
-    it with zeros keeps its service ports.
+    it with zeros keeps its service ports.  ``in_use``, the service ports of ``from_root``'s apps if the
+    caller keeps them, spares a pass over every app of the tree.
     """
     low, high = port_range
     before = apps_by_id(from_root)
@@ -337,13 +351,14 @@ def assign_dynamic_service_ports(
 
     def free() -> Iterator[int]:
         nonlocal used
-        if used is None:
+        if used is None and in_use is not None:
+            changed = (app for app in all_apps(to_root) if before.get(app["id"]) is not app)
+            used = set(in_use) | _service_ports_of(changed)
+        elif used is None:
             target = all_apps(to_root)
             shared = {id(app) for app in target}
-            used = {p for app in target for p in appdef.service_ports(app)}
-            used.update(
-                p for app in before.values() if id(app) not in shared for p in appdef.service_ports(app)
-            )
+            used = _service_ports_of(target)
+            used |= _service_ports_of(app for app in before.values() if id(app) not in shared)
         return (p for p in range(low, high + 1) if p not in used)
 
     free_ports: Iterator[int] | None = None
@@ -369,6 +384,13 @@ def assign_dynamic_service_ports(
         return _with_service_ports(app, assigned)
 
     return map_apps(to_root, assign)
+
+
+def _service_ports_of(apps: Iterable[Mapping[str, Any]]) -> set[int]:
+    used: set[int] = set()
+    for app in apps:
+        used.update(appdef.service_ports(app))
+    return used
 
 
 def _with_service_ports(app: App, ports: list[int]) -> App:

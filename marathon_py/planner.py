@@ -8,6 +8,7 @@ module only orders and reverts. Pure: root groups are plain ``/v2/groups`` dicts
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -72,8 +73,26 @@ def plan(
 
 def conflicts(new_plan: DeploymentPlan, running: Iterable[DeploymentPlan]) -> list[DeploymentPlan]:
     """Running plans that lock a run spec the new plan touches: 409 unless forced, cancelled if forced."""
-    mine = new_plan.affected_ids
-    return [p for p in running if p.id != new_plan.id and mine & p.affected_ids]
+    mine, plans = new_plan.affected_ids, list(running)
+    if len(_LOCKS) > 2 * len(plans) + 64:  # forget the plans that ended
+        kept = {p.id for p in plans}
+        for plan_id in [i for i in _LOCKS if i not in kept]:
+            del _LOCKS[plan_id]
+    return [p for p in plans if p.id != new_plan.id and not mine.isdisjoint(_locks(p))]
+
+
+_LOCKS: dict[str, tuple[weakref.ref[DeploymentPlan], frozenset[str]]] = {}  # plan id → (plan, affected_ids)
+
+
+def _locks(plan: DeploymentPlan) -> frozenset[str]:
+    """``plan.affected_ids``, remembered: every new plan is checked against every running one (thousands
+    while 10,000 apps are posted); plans are values, so an entry holds while its plan is the same object."""
+    hit = _LOCKS.get(plan.id)
+    if hit is not None and hit[0]() is plan:
+        return hit[1]
+    ids = plan.affected_ids
+    _LOCKS[plan.id] = (weakref.ref(plan), ids)  # not keeping the plan (and its root groups) alive
+    return ids
 
 
 # --- rollback (DeploymentPlanReverter) ---

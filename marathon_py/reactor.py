@@ -18,12 +18,13 @@ from __future__ import annotations
 
 import random
 import uuid
-from collections import deque
-from collections.abc import Callable, Iterable, Mapping
+from collections import Counter, deque
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from marathon_py import groups, upgrade
+from marathon_py import appdef, groups, upgrade
+from marathon_py import deployment as dp
 from marathon_py.deployer import Deployer, Effect, StopMachine, full_event
 from marathon_py.eventjson import iso
 from marathon_py.health import AppHealth, Verdict, first_probe_delay, probe_target
@@ -93,7 +94,15 @@ class Reactor:
         self._out: list[Output] = []
         self._ready: dict[str, str] = {}
         self._demand_dirty = True
+        # ``deployer.advance`` is a pass over every running plan; it can only move after a plan started or
+        # a machine was fed (feed, progress), so it is skipped otherwise.  Machines exist for the apps of
+        # the plans' current steps, made by ``advance``: feeding another app's instances is a no-op.
+        self._fed = True
+        self._advanced: tuple[int, str | None] | None = None  # (plans, the newest plan) after ``advance``
+        self._machined: Counter[str] = Counter()  # app id → plans with a machine for it (or cancelled since)
+        self._plan_machines: dict[str, tuple[str, ...]] = {}  # plan id → the apps counted for it
         self._apps: dict[str, App] = {}
+        self._service_ports: Counter[int] = Counter()  # of the apps of the root: what is in use
         self._roles: set[str] = set()
         self._set_root(self._root)
 
@@ -105,23 +114,38 @@ class Reactor:
         old, self._root = self._apps, root
         self._apps = {app_id: app for app_id, app in groups.apps_by_id(root).items()}
         for app_id, app in self._apps.items():
+            before = old.get(app_id)
+            if before is not app:
+                self._count_ports(before, -1)
+                self._count_ports(app, 1)
             key = (app_id, app["version"])
-            if old.get(app_id) is app and self._defs.get(key) is app:
+            if before is app and self._defs.get(key) is app:
                 continue  # the same definition as before: its delay and entry are in place
             self.launcher.app_changed(app)
             self._defs[key] = app
         for app_id in old.keys() - self._apps.keys():
+            self._count_ports(old[app_id], -1)
             self.launcher.app_removed(app_id)
         self._roles = {str(a.get("role") or "*") for a in self._apps.values()}
         self._demand_dirty = True
+
+    def _count_ports(self, app: App | None, delta: int) -> None:
+        for port in appdef.service_ports(app) if app is not None else ():
+            self._service_ports[port] += delta
+            if not self._service_ports[port]:
+                del self._service_ports[port]
 
     def _settle(self, now: float) -> None:
         """Drain the tracker updates and machine effects until nothing moves (steps finish and start)."""
         while True:
             while self._work:
                 self._handle(self._work.popleft(), now)
-            effects, events, finished = self.deployer.advance(now, self._machine_view)
-            plans = {p.id: p for p in [*self.deployer.plans(), *finished]}
+            effects, events, finished = self._advance(now)
+            plans = {p.id: p for p in finished}  # and the running plans the events name (not all of them)
+            for e in events:
+                pid = e["plan"].get("id") if isinstance(e.get("plan"), dict) else None
+                if pid in self.deployer.running and pid not in plans:
+                    plans[pid] = self.deployer.running[pid].plan
             for e in events:
                 self._event(e, full_event(e, plans))
             for p in finished:
@@ -129,6 +153,35 @@ class Reactor:
             if not effects:
                 return
             self._carry_out(effects, now)
+
+    def _advance(self, now: float) -> tuple[list[Effect], list[JsonObj], list[dp.DeploymentPlan]]:
+        if not self._fed and self._advanced == self._plans_state():
+            return [], [], []
+        effects, events, finished = self.deployer.advance(now, self._machine_view)
+        self._fed, self._advanced = False, self._plans_state()
+        for plan_id in {e["plan"]["id"] for e in events if isinstance(e.get("plan"), dict)}:
+            self._recount(plan_id)  # a step started or the plan ended: the only changes of machines
+        if len(self._plan_machines) > 2 * len(self.deployer.running) + 64:  # plans cancelled since
+            for plan_id in [p for p in self._plan_machines if p not in self.deployer.running]:
+                self._recount(plan_id)
+        return effects, events, finished
+
+    def _recount(self, plan_id: str) -> None:
+        for app_id in self._plan_machines.pop(plan_id, ()):
+            self._machined[app_id] -= 1
+            if not self._machined[app_id]:
+                del self._machined[app_id]
+        r = self.deployer.running.get(plan_id)
+        if r is not None and r.machines:
+            self._plan_machines[plan_id] = tuple(r.machines)
+            self._machined.update(r.machines.keys())
+
+    def _plans_state(self) -> tuple[int, str | None]:
+        running = self.deployer.running  # new plans are added last
+        return len(running), next(reversed(running), None)
+
+    def _machines_for(self, app_id: str) -> bool:
+        return app_id in self._machined
 
     def _machine_view(self, app_id: str) -> list[upgrade.Instance]:
         return [self._view(r) for r in self.tracker.instances(app_id)]
@@ -199,7 +252,7 @@ class Reactor:
             if goal == "Running":
                 self._replace_lost(rec, now)
             self._forget_health(replace(rec, condition=condition))
-            self._carry_out(self.deployer.progress(rec.app_id), now)
+            self._progress(rec.app_id, now)
             return
         self._out.append(SaveInstance(new.instance_id, instance_doc(new)))
         view = self._view(new)
@@ -208,14 +261,21 @@ class Reactor:
             self.deployer_feed(
                 new.app_id, upgrade.HealthChanged(new.instance_id, new.version, new.healthy), now
             )
-        self._carry_out(self.deployer.progress(new.app_id), now)
+        self._progress(new.app_id, now)
         if new.condition == "Running":
             self._app_health(new.app_id, new.version)
         elif old is not None and old.condition == "Running":
             self._forget_health(new)
 
     def deployer_feed(self, app_id: str, e: upgrade.Event, now: float) -> None:
-        self._carry_out(self.deployer.feed(app_id, e), now)
+        if self._machines_for(app_id):
+            self._fed = True
+            self._carry_out(self.deployer.feed(app_id, e), now)
+
+    def _progress(self, app_id: str, now: float) -> None:
+        if self._machines_for(app_id):
+            self._fed = True
+            self._carry_out(self.deployer.progress(app_id), now)
 
     def _replace_lost(self, rec: InstanceRecord, now: float) -> None:
         """An instance the tracker gave up on (unreachable too long) while a machine counts on instances of
@@ -229,10 +289,13 @@ class Reactor:
             if app is not None:
                 self._work.append(self.tracker.schedule(app, 1, now))
 
-    def _scale_check(self, app_ids: Iterable[str], now: float) -> None:
+    def _scale_check(self, app_ids: Collection[str], now: float) -> None:
+        if not app_ids:
+            return
+        locked = {i for p in self.deployer.plans() for i in p.affected_ids}  # ``deployer.locked``, once
         for app_id in app_ids:
             app = self.app(app_id)
-            if app is not None and not self.deployer.locked(app_id):
+            if app is not None and app_id not in locked:
                 self._work.append(self.tracker.scale(app, now))
 
     def _grace(self, instance_id: str) -> float | None:

@@ -5,10 +5,17 @@ Ordering (reference §7.4, §8): a decision's store writes reach ZooKeeper befor
 sent to Mesos, published, acknowledged or answered to an HTTP client.  Writes are *group-committed*: core
 calls run at once (they are synchronous and the core lives in memory), their outputs join the current
 batch, and one flusher writes each batch — one write per key, the last decision (``outputs.ordered``),
-sent together on the ZooKeeper session — then sends the batch's Mesos calls, events and acknowledgements
-in decision order.  Every caller of ``decide`` waits for the flush that holds its outputs.  Under load
-(hundreds of status updates, a hundred parallel API writes) a batch holds many decisions and costs one
+sent together on the ZooKeeper session — then publishes the batch's events and hands its Mesos calls and
+acknowledgements, in decision order, to one sender.  Under load a batch holds many decisions and costs one
 round of ZooKeeper writes instead of one per decision.
+
+Every caller of ``decide`` waits for the writes that hold its outputs, and the callers take turns, one
+decision per iteration of the event loop, so a hundred parallel API writes (each a pass over the whole
+root group) cannot starve the Mesos event stream, the sender and the flusher.  Mesos events do not wait
+(``react``): each is decided as it arrives, in stream order, and only its acknowledgement must wait for the
+write, which the sender sees to (they were decided one flush each: a slow flush held up every status
+update and offer).  The sender keeps the calls' order (a DECLINE's filter before the next REVIVE, a KILL
+after its LAUNCH) except within runs of acknowledgements or of ACCEPTs, which commute and go out together.
 
 A failed store write is fatal (``failed`` is set): memory is ahead of ZooKeeper, so the daemon steps down
 and the next leader reloads, as Marathon crashes on a storage error.  A failed Mesos call only logs: offers
@@ -23,6 +30,7 @@ import json
 import logging
 import random
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -67,6 +75,11 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 TICK = 1.0  # the core's timers (launch delays, kill retries, probes, reconciliation) run this often
 MAX_PROBES = 256  # --max_concurrent_marathon_health_checks (reference §6)
+MAX_UNFLUSHED = 2000  # outputs of Mesos events decided ahead of their writes before the stream waits
+MAX_PARALLEL_CALLS = 96  # acknowledgements or ACCEPTs in flight at once (aiohttp's pool holds 100)
+MAX_CALLS_BEHIND = 500  # Mesos calls waiting for the sender before ``decide`` lets it catch up first …
+CATCH_UP_WAIT = 1.0  # … for at most this long (seconds)
+REACT_TURN = 32  # Mesos events decided before the stream lets the rest of the loop run
 
 
 class Service:
@@ -93,6 +106,12 @@ class Service:
         self._batch: list[Output] = []
         self._batch_done: asyncio.Future[None] | None = None
         self._wake = asyncio.Event()
+        self._calls: deque[Output] = deque()  # written, to be sent to Mesos in order
+        self._turn = asyncio.Semaphore(1)  # decide's callers, one per loop iteration
+        self._calls_wake = asyncio.Event()
+        self._calls_caught_up = asyncio.Event()
+        self._calls_caught_up.set()
+        self._reacted = 0
         self._probe_slots = asyncio.Semaphore(MAX_PROBES)
         self._session: aiohttp.ClientSession | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -112,22 +131,43 @@ class Service:
         return self.clock()
 
     async def decide(self, fn: Decision[T]) -> T:
-        self._check_term()
-        result, outputs = fn(self._core, self.now())
+        async with self._turn:  # released at once: the next caller decides in the next loop iteration
+            if not self._calls_caught_up.is_set():  # Mesos is behind: acknowledgements and launches first
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._calls_caught_up.wait(), CATCH_UP_WAIT)
+            self._check_term()
+            result, outputs = fn(self._core, self.now())
         await self.carry(outputs)
         return result
 
+    async def react(self, fn: Decision[None]) -> None:
+        """A Mesos event's decision: queued without waiting for its writes, unless ``MAX_UNFLUSHED``
+        outputs already wait for theirs (then the event stream waits, so the backlog stays bounded)."""
+        self._check_term()
+        _, outputs = fn(self._core, self.now())
+        done = self._queue(outputs)
+        if done is not None and len(self._batch) > MAX_UNFLUSHED:
+            await asyncio.shield(done)
+        self._reacted += 1
+        if self._reacted % REACT_TURN == 0:  # a chunk of the stream holds hundreds of events
+            await asyncio.sleep(0)
+
     async def carry(self, outputs: list[Output]) -> None:
-        """Queue ``outputs`` in the current batch and wait until the batch is flushed."""
+        """Queue ``outputs`` in the current batch and wait until the batch is written."""
+        done = self._queue(outputs)
+        if done is not None:
+            await asyncio.shield(done)
+
+    def _queue(self, outputs: list[Output]) -> asyncio.Future[None] | None:
+        """Add ``outputs`` to the current batch; the future of its flush (None when there is nothing)."""
         if not outputs:
-            return
+            return None
         self._check_term()
         self._batch.extend(outputs)
         if self._batch_done is None:
             self._batch_done = asyncio.get_running_loop().create_future()
-        done = self._batch_done
         self._wake.set()
-        await asyncio.shield(done)
+        return self._batch_done
 
     def _check_term(self) -> None:
         if self.failed.is_set():
@@ -140,6 +180,7 @@ class Service:
         self._session = aiohttp.ClientSession()
         self._loops = [
             asyncio.create_task(self._flusher(), name="marathon-flush"),
+            asyncio.create_task(self._sender(), name="marathon-mesos-calls"),
             asyncio.create_task(self._ticker(), name="marathon-tick"),
         ]
         await self.carry(self._core.start(self.now()))
@@ -161,21 +202,21 @@ class Service:
     # -- Mesos events ---------------------------------------------------------------------------------------
 
     async def handle(self, ev: ClientEvent) -> None:
-        """``MesosClient``'s handler: each event is one core call (its outputs flushed before the next)."""
+        """``MesosClient``'s handler: each event is one core call, decided in stream order (``react``)."""
         if isinstance(ev, sc.Subscribed):
             master = str(ev.master_info.get("hostname") or ev.master_info.get("id") or "")
-            await self.decide(lambda c, now: (None, c.subscribed(ev.framework_id, now, master)))
+            await self.react(lambda c, now: (None, c.subscribed(ev.framework_id, now, master)))
         elif isinstance(ev, sc.Offers):
             self._count("offers", len(ev.offers))
-            await self.decide(lambda c, now: (None, c.offers(ev.offers, now)))
+            await self.react(lambda c, now: (None, c.offers(ev.offers, now)))
         elif isinstance(ev, sc.Rescind):
-            await self.decide(lambda c, now: (None, c.rescind(ev.offer_id, now)))
+            await self.react(lambda c, now: (None, c.rescind(ev.offer_id, now)))
         elif isinstance(ev, sc.Update):
             self._count("status_updates")
             raw = ev.status.raw or _status_json(ev.status)
-            await self.decide(lambda c, now: (None, c.status_update(raw, now)))
+            await self.react(lambda c, now: (None, c.status_update(raw, now)))
         elif isinstance(ev, Disconnected):
-            await self.decide(lambda c, now: (None, c.disconnected(now)))
+            await self.react(lambda c, now: (None, c.disconnected(now)))
         elif isinstance(ev, sc.Failure):
             log.warning(
                 "Mesos FAILURE: agent %s executor %s status %s", ev.agent_id, ev.executor_id, ev.status
@@ -200,43 +241,61 @@ class Service:
                 self.failure = exc
                 self.failed.set()
                 done.set_exception(exc)
+                done.exception()  # marked retrieved: Mesos events' decisions do not wait for it
                 return
             done.set_result(None)
 
     async def _flush(self, outputs: list[Output]) -> None:
-        persists = [o for o in outputs if isinstance(o, PERSISTS)]
-        # writes go out on one session in call order; gathering them keeps them pipelined
-        await asyncio.gather(*(self._persist(o) for o in persists))
+        """The writes (pipelined on the one session, in call order: the root on its own, the other writes
+        between roots batched); then, in decision order, events and probes at once and the Mesos calls to
+        the sender."""
+        writes: list[Awaitable[None]] = []
+        docs: list[tuple[str, str, Any]] = []
         for out in outputs:
-            if not isinstance(out, PERSISTS):
-                await self._act(out)
+            if isinstance(out, SaveRoot):
+                if docs:
+                    writes.append(self.store.write_docs(docs))
+                    docs = []
+                writes.append(self.store.save_root(dict(out.root), out.apps_changed))
+            elif isinstance(out, PERSISTS):
+                docs.append(_doc_change(out))
+        if docs:
+            writes.append(self.store.write_docs(docs))
+        await asyncio.gather(*writes)
+        for out in outputs:
+            if isinstance(out, Event | Probe | ReadinessProbe):
+                self._act(out)
+            elif not isinstance(out, PERSISTS):
+                self._calls.append(out)
+                self._calls_wake.set()
+        if len(self._calls) > MAX_CALLS_BEHIND:
+            self._calls_caught_up.clear()
 
-    async def _persist(self, out: Persist) -> None:
-        s = self.store
-        if isinstance(out, SaveRoot):
-            await s.save_root(dict(out.root), out.apps_changed)
-        elif isinstance(out, SaveDeployment):
-            await s.save_deployment(out.id, out.doc)
-        elif isinstance(out, DeleteDeployment):
-            await s.delete_deployment(out.id)
-        elif isinstance(out, SaveInstance):
-            await s.save_instance(out.id, out.doc)
-        elif isinstance(out, DeleteInstance):
-            await s.delete_instance(out.id)
-        elif isinstance(out, SaveTaskFailure):
-            await s.save_task_failure(out.app_id, out.doc)
+    async def _sender(self) -> None:
+        """Mesos calls one after the other; a run of acknowledgements or of ACCEPTs together."""
+        while True:
+            await self._calls_wake.wait()
+            self._calls_wake.clear()
+            while self._calls:
+                run = [self._calls.popleft()]
+                while (
+                    self._calls
+                    and len(run) < MAX_PARALLEL_CALLS
+                    and isinstance(run[0], Ack | Launch)
+                    and type(self._calls[0]) is type(run[0])
+                ):
+                    run.append(self._calls.popleft())
+                if len(self._calls) <= MAX_CALLS_BEHIND // 2:
+                    self._calls_caught_up.set()
+                await asyncio.gather(*(self._send(_mesos_call(out), out) for out in run))
 
-    async def _act(self, out: Output) -> None:
+    def _act(self, out: Event | Probe | ReadinessProbe) -> None:
         if isinstance(out, Event):
             self.bus.publish(out.event, out.full)
         elif isinstance(out, Probe):
             self._spawn(self._probe(out))
-        elif isinstance(out, ReadinessProbe):
-            self._spawn(self._readiness(out))
         else:
-            call = _mesos_call(out)
-            if call is not None:
-                await self._send(call, out)
+            self._spawn(self._readiness(out))
 
     async def _send(self, call: dict[str, Any] | None, out: Output) -> None:
         mesos = self.mesos
@@ -305,6 +364,20 @@ def _mesos_call(out: Output) -> dict[str, Any] | None:
     if isinstance(out, Ack):
         return sc.acknowledgement(sc.task_status(out.status))
     return None
+
+
+def _doc_change(out: Persist) -> tuple[str, str, Any]:
+    """A write other than the root as ``ZkStore.write_docs`` takes it: (category, key, doc or None)."""
+    if isinstance(out, SaveDeployment):
+        return "deployment", out.id, out.doc
+    if isinstance(out, DeleteDeployment):
+        return "deployment", out.id, None
+    if isinstance(out, SaveInstance):
+        return "instance", out.id, out.doc
+    if isinstance(out, DeleteInstance):
+        return "instance", out.id, None
+    assert isinstance(out, SaveTaskFailure), out
+    return "taskFailure", out.app_id, out.doc
 
 
 def _status_json(status: sc.TaskStatus) -> dict[str, Any]:

@@ -11,6 +11,7 @@ because that client rejects it.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -67,8 +68,8 @@ def task_json(
         "servicePorts": list(service_ports),
         "slaveId": rec.agent_id,
         "state": task_state(rec.condition),
-        "stagedAt": iso_or_none(rec.staged_at) if active else None,
-        "startedAt": iso_or_none(rec.started_at) if active else None,
+        "stagedAt": _task_time(rec.staged_at) if active else None,
+        "startedAt": _task_time(rec.started_at) if active else None,
         "version": rec.version if active else None,
         "localVolumes": [],
         "region": rec.placement.region,
@@ -76,6 +77,13 @@ def task_json(
         "role": rec.role,
     }
     return {k: v for k, v in doc.items() if v is not None}
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _task_time(seconds: float | None) -> str | None:
+    """``iso_or_none``, remembered: a task's times do not change, and ``GET /v2/apps?embed=apps.tasks``
+    renders every task's (``datetime.fromtimestamp`` costs more than the rest of the task)."""
+    return iso_or_none(seconds)
 
 
 def task_list(
@@ -119,15 +127,19 @@ def _stats(
     for r in records:
         if r.scheduled or r.task_id is None:
             continue
-        results = health.get(r.instance_id, ())
-        out.append(
-            _Stat(
-                r.version, r.mesos_state == "TASK_RUNNING", r.mesos_state in (None, "TASK_STAGING"),
-                bool(results) and all(h.alive for h in results), any(not h.alive for h in results),
-                None if r.started_at is None else (millis(now) - millis(r.started_at)) / 1000,
-            )
-        )  # fmt: skip
+        life = None if r.started_at is None else (millis(now) - millis(r.started_at)) / 1000
+        out.append(_Stat(r.version, *_state(r, health.get(r.instance_id, ())), life))
     return out
+
+
+def _state(r: InstanceRecord, results: Sequence[Health]) -> tuple[bool, bool, bool, bool]:
+    """Running, staging (the last Mesos state), healthy, unhealthy (the health results)."""
+    return (
+        r.mesos_state == "TASK_RUNNING",
+        r.mesos_state in (None, "TASK_STAGING"),
+        bool(results) and all(h.alive for h in results),
+        any(not h.alive for h in results),
+    )
 
 
 def _counts(stats: Sequence[_Stat]) -> JsonObj:
@@ -140,9 +152,21 @@ def _counts(stats: Sequence[_Stat]) -> JsonObj:
 
 
 def app_counts(records: Iterable[InstanceRecord], health: Mapping[str, Sequence[Health]]) -> JsonObj:
-    """AppInfo ``tasksStaged``, ``tasksRunning``, ``tasksHealthy``, ``tasksUnhealthy`` (embed counts)."""
-    counts = _counts(_stats(records, health, 0.0))
-    return {f"tasks{k.capitalize()}": v for k, v in counts.items()}
+    """AppInfo ``tasksStaged``, ``tasksRunning``, ``tasksHealthy``, ``tasksUnhealthy`` (embed counts); as
+    ``_counts(_stats(…))``, without building the statistics (``GET /v2/apps`` counts every app)."""
+    running = staged = healthy = unhealthy = 0
+    for r in records:
+        if r.scheduled or r.task_id is None:
+            continue
+        is_running, is_staging, is_healthy, is_unhealthy = _state(r, health.get(r.instance_id, ()))
+        running, staged = running + is_running, staged + is_staging
+        healthy, unhealthy = healthy + is_healthy, unhealthy + is_unhealthy
+    return {
+        "tasksStaged": staged,
+        "tasksRunning": running,
+        "tasksHealthy": healthy,
+        "tasksUnhealthy": unhealthy,
+    }
 
 
 def tasks_stats(

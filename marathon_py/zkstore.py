@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from types import MappingProxyType
 from typing import Any
 
@@ -53,6 +53,9 @@ from marathon_py.store import (
 
 log = logging.getLogger(__name__)
 OP_TIMEOUT = 10.0  # Marathon's --zk_timeout
+MULTI_BYTES = 512 * 1024  # payload of one batched multi (ZooKeeper's jute.maxbuffer is 1 MiB a request)
+MULTI_OPS = 1000
+_NAMED = {"deployment": "deployment id", "instance": "instance id"}  # keys that become znode names
 
 
 async def zk_call(result: Any, timeout: float = OP_TIMEOUT) -> Any:
@@ -325,6 +328,37 @@ class ZkStore:
 
     async def delete_task_failure(self, app_id: str) -> None:
         await self._delete("taskFailure", app_id)
+
+    async def write_docs(self, changes: Sequence[tuple[str, str, Any]]) -> None:
+        """Saves (a doc) and deletes (None) of deployments, instances and task failures, keys distinct, in
+        as few ``multi``s as ``MULTI_BYTES`` allows: a thousand status updates are a few requests, not a
+        thousand (each costs kazoo's thread a turn at the GIL, which the busy event loop holds)."""
+        ops: list[tuple[str, str, bytes]] = []
+        for category, key, doc in changes:
+            path = self._path(category, key)
+            if doc is not None:
+                if category in _NAMED:
+                    check_name(key, _NAMED[category])
+                ops.append(self._upsert(path, encode(doc, f"{category} {key}", self.config)))
+                self._present.add(path)
+            elif path in self._present:
+                ops.append(("delete", path, b""))
+                self._present.discard(path)
+        chunk: list[tuple[str, str, bytes]] = []
+        size = 0
+        for op in ops:
+            if chunk and (size + len(op[2]) + len(op[1]) > MULTI_BYTES or len(chunk) >= MULTI_OPS):
+                await self._commit(chunk)
+                chunk, size = [], 0
+            chunk.append(op)
+            size += len(op[2]) + len(op[1])
+        if chunk:
+            await self._commit(chunk)
+        for category, key, doc in changes:
+            if doc is None:
+                self._docs[category].pop(key, None)
+            else:
+                self._docs[category][key] = doc
 
     async def save_framework_id(self, framework_id: str) -> None:
         path = self.layout.framework_id

@@ -171,6 +171,12 @@ def test_rolling_restart_never_goes_under_minimum_health_capacity(marathon: Mara
         status, _, body = marathon.request("POST", "/v2/apps/e2e/rolling/restart")
         assert status == 200 and body["deploymentId"]
         after = wait_healthy(marathon, "/e2e/rolling", 4, timeout=120)
+        # the API shows the target state at once; the events follow once the batch is in ZooKeeper
+        marathon.wait_for(
+            "deployment_success on the stream",
+            lambda: any(e["eventType"] == "deployment_success" for e in recorder.events),
+            timeout=10,
+        )
     finally:
         recorder.close()
     assert not old_ids & {t["id"] for t in after["tasks"]}, "every task was replaced"
@@ -180,7 +186,6 @@ def test_rolling_restart_never_goes_under_minimum_health_capacity(marathon: Mara
     floor = math.ceil(0.5 * 4)
     assert min(h for h, _ in timeline) >= floor, timeline
     assert max(r for _, r in timeline) <= 4, timeline  # maximumOverCapacity 0: never more than 4
-    assert any(e["eventType"] == "deployment_success" for e in recorder.events)
 
 
 def test_locked_app_is_409_until_forced(marathon: MarathonProc) -> None:
