@@ -6,7 +6,7 @@ import asyncio
 import logging
 import sys
 
-from paas_common.runtime import setup_logging
+from paas_common.runtime import relax_gc, setup_logging
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -20,6 +20,7 @@ def main(argv: list[str] | None = None) -> int:
 
     options = parse(args)
     setup_logging(options.args.log_level)
+    relax_gc()
     try:
         return asyncio.run(Daemon(options).run())
     except OSError as e:

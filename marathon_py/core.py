@@ -381,16 +381,19 @@ class MarathonCore(Reactor):
         the root, whose apps ``_set_root`` has remembered.  An original app is skipped where the target's
         app of that id and version is written over it anyway (most apps: the roots share them)."""
         target = groups.apps_by_id(plan.target)
-        shared = set(map(id, target.values()))
-        originals = (
-            a
-            for a in groups.all_apps(plan.original)
-            if id(a) not in shared and not _same_key(target.get(a["id"]), a)
-        )
+        replaced_root, replaced = self._replaced
+        if current and replaced_root is plan.original:
+            unshared = replaced  # what ``_set_root`` found the target no longer holds
+        else:
+            shared = set(map(id, target.values()))
+            unshared = [a for a in groups.all_apps(plan.original) if id(a) not in shared]
+        originals = (a for a in unshared if not _same_key(target.get(a["id"]), a))
         targets = (a for a in target.values() if not current or self._apps.get(a["id"]) is not a)
         for app in itertools.chain(originals, targets):
             if "version" in app:
                 self._defs[(app["id"], app["version"])] = app
+        if not current:
+            self._defs_checked = False  # an entry of the root's apps may now be another object
 
     def _app_or_404(self, app_id: str) -> App:
         app = self.app(app_id)

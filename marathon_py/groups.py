@@ -329,7 +329,10 @@ def set_versions(
             return app  # untouched by this update (shared with from_root): with_version would copy it as is
         return appdef.with_version(old, app, now_iso, restart=app["id"] in restarted)
 
-    return _stamp(map_apps(to_root, version), now_iso)
+    touched = [a for a in all_apps(to_root) if version(a) is not a] if restarted else None
+    if touched is None:  # the apps an update left alone are shared with from_root, and versioned already
+        touched = [a for a in all_apps(to_root) if before.get(a["id"]) is not a or "version" not in a]
+    return _stamp(_map_some(to_root, touched, version), now_iso)
 
 
 def assign_dynamic_service_ports(
@@ -347,18 +350,14 @@ def assign_dynamic_service_ports(
     """
     low, high = port_range
     before = apps_by_id(from_root)
+    touched = [app for app in all_apps(to_root) if before.get(app["id"]) is not app]  # others: unchanged
     used: set[int] | None = None  # found once an app needs a port: most updates assign none
 
     def free() -> Iterator[int]:
         nonlocal used
-        if used is None and in_use is not None:
-            changed = (app for app in all_apps(to_root) if before.get(app["id"]) is not app)
-            used = set(in_use) | _service_ports_of(changed)
-        elif used is None:
-            target = all_apps(to_root)
-            shared = {id(app) for app in target}
-            used = _service_ports_of(target)
-            used |= _service_ports_of(app for app in before.values() if id(app) not in shared)
+        if used is None:  # the ports of either tree's apps
+            used = set(in_use) if in_use is not None else _service_ports_of(before.values())
+            used |= _service_ports_of(touched)
         return (p for p in range(low, high + 1) if p not in used)
 
     free_ports: Iterator[int] | None = None
@@ -383,7 +382,30 @@ def assign_dynamic_service_ports(
             assigned.append(port)
         return _with_service_ports(app, assigned)
 
-    return map_apps(to_root, assign)
+    return _map_some(to_root, touched, assign)
+
+
+def _map_some(tree: Group, apps: list[App], fn: Callable[[App], App]) -> Group:
+    """``map_apps(tree, fn)`` where ``fn`` is known to keep every app but ``apps`` as it is: with one of
+    them changed, only its group's list is rebuilt (by a search in C); with more, the whole tree as usual
+    (``fn`` then runs in tree order, which port assignment depends on)."""
+    if len(apps) > 1:
+        return map_apps(tree, fn)
+    changes = {id(app): new for app in apps if (new := fn(app)) is not app}
+    return _replace_apps(tree, changes) if changes else tree
+
+
+def _replace_apps(group: Group, changes: Mapping[int, App]) -> Group:
+    """``group`` with the apps in ``changes`` (by identity) replaced; unchanged subtrees are shared."""
+    apps, children = group["apps"], [_replace_apps(child, changes) for child in group["groups"]]
+    found = changes.keys() & set(map(id, apps))
+    if found:
+        objects, apps = list(map(id, apps)), list(apps)
+        for key in found:
+            apps[objects.index(key)] = changes[key]
+    if apps is group["apps"] and all(map(operator.is_, children, group["groups"])):
+        return group
+    return {**group, "apps": apps, "groups": children}
 
 
 def _service_ports_of(apps: Iterable[Mapping[str, Any]]) -> set[int]:

@@ -103,7 +103,13 @@ class Reactor:
         self._plan_machines: dict[str, tuple[str, ...]] = {}  # plan id → the apps counted for it
         self._apps: dict[str, App] = {}
         self._service_ports: Counter[int] = Counter()  # of the apps of the root: what is in use
+        self._role_count: Counter[str] = Counter()
         self._roles: set[str] = set()
+        # Every app of the root is its own entry in ``_defs`` — unless ``_defs_checked`` is off (``core``'s
+        # ``_remember`` of a resumed plan), when the next root checks them all.  ``_replaced`` is the root
+        # replaced last and those of its apps the new one does not hold.
+        self._defs_checked = False
+        self._replaced: tuple[groups.Group | None, list[App]] = (None, [])
         self._set_root(self._root)
 
     def app(self, app_id: str) -> App | None:
@@ -111,23 +117,38 @@ class Reactor:
         return self._apps.get(app_id)
 
     def _set_root(self, root: groups.Group) -> None:
-        old, self._root = self._apps, root
-        self._apps = {app_id: app for app_id, app in groups.apps_by_id(root).items()}
-        for app_id, app in self._apps.items():
-            before = old.get(app_id)
-            if before is not app:
-                self._count_ports(before, -1)
-                self._count_ports(app, 1)
-            key = (app_id, app["version"])
-            if before is app and self._defs.get(key) is app:
-                continue  # the same definition as before: its delay and entry are in place
-            self.launcher.app_changed(app)
-            self._defs[key] = app
-        for app_id in old.keys() - self._apps.keys():
-            self._count_ports(old[app_id], -1)
+        """The new root: changed and new apps get their launch delay and ``_defs`` entry (unchanged ones,
+        the same objects, have theirs), removed ones lose their delay; ports and roles are counted."""
+        old, replaced, self._root = self._apps, self._root, root
+        self._apps = dict(groups.apps_by_id(root))
+        changed = [(app_id, app) for app_id, app in self._apps.items() if old.get(app_id) is not app]
+        gone = old.keys() - self._apps.keys()
+        for app_id, app in changed:
+            self._count(old.get(app_id), -1)
+            self._count(app, 1)
+        for app_id in gone:
+            self._count(old[app_id], -1)
             self.launcher.app_removed(app_id)
-        self._roles = {str(a.get("role") or "*") for a in self._apps.values()}
+        stale: list[tuple[str, App]] = []  # unchanged apps whose entry is another object
+        if not self._defs_checked:
+            stale = [(i, a) for i, a in self._apps.items() if self._defs.get((i, a["version"])) is not a]
+            self._defs_checked = True
+        for app_id, app in [*changed, *stale]:
+            self.launcher.app_changed(app)
+            self._defs[(app_id, app["version"])] = app
+        self._replaced = (replaced, [old[i] for i, _ in changed if i in old] + [old[i] for i in gone])
+        self._roles = set(self._role_count)
         self._demand_dirty = True
+
+    def _count(self, app: App | None, delta: int) -> None:
+        """The service ports and the role of ``app`` join (1) or leave (-1) those of the root."""
+        if app is None:
+            return
+        role = str(app.get("role") or "*")
+        self._role_count[role] += delta
+        if not self._role_count[role]:
+            del self._role_count[role]
+        self._count_ports(app, delta)
 
     def _count_ports(self, app: App | None, delta: int) -> None:
         for port in appdef.service_ports(app) if app is not None else ():
