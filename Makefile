@@ -1,14 +1,22 @@
 # Thin wrappers over scripts/: the scripts are what CI and the README run.
-.PHONY: demo test unit lint bench bench-ensemble bench-launch bench-failover soak setup
+.PHONY: demo demo-down test test-ansible unit lint bench bench-ensemble bench-launch bench-failover soak setup
 
 setup:
 	bash scripts/setup.sh
 
+# The sandbox: five Debian hosts in Docker, site.yml over SSH, a sample app through HAProxy (re-run: no change).
 demo:
 	bash scripts/demo.sh
 
+demo-down:
+	bash scripts/sandbox.sh down
+
 test:
 	bash scripts/test.sh
+
+# Every Molecule scenario and the sandbox test (upgrade, rollback): ~40 min on 2 cores.
+test-ansible:
+	bash scripts/test.sh tests/molecule tests/sandbox
 
 unit: setup
 	.venv/bin/python -m pytest tests/unit -q
