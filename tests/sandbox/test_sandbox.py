@@ -35,6 +35,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.support.docker import require_engine
+
 pytestmark = [pytest.mark.docker, pytest.mark.timeout(2400)]
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -221,15 +223,7 @@ def _report(config: pytest.Config) -> None:
 @pytest.fixture(scope="module")
 def sandbox(request: pytest.FixtureRequest) -> Iterator[str]:
     """The sandbox up from empty hosts with the app serving; the output of that first ``up``."""
-    info = (
-        subprocess.run(["docker", "info"], capture_output=True, timeout=60, check=False)
-        if shutil.which("docker")
-        else None
-    )
-    if info is None or info.returncode != 0:
-        if os.environ.get("CI"):
-            pytest.fail("CI run without a usable Docker Engine", pytrace=False)
-        pytest.skip("Docker Engine not reachable: run scripts/docker-setup.sh")
+    require_engine()  # fails on CI, skips elsewhere
     try:
         run([*SANDBOX, "down"], "down before", timeout=300)
         yield run([*SANDBOX, "up"], "first up (empty hosts)")
