@@ -280,9 +280,11 @@ class MarathonCore(Reactor):
     def instances(self, app_id: str | None = None) -> list[InstanceRecord]:
         return self.tracker.instances(app_id)
 
-    def health(self, instance_id: str) -> list[Health]:
-        """``healthCheckResults`` of an instance over its app's checks."""
-        return [h for checks in self._health.values() for h in checks.results(instance_id)]
+    def health(self, rec: InstanceRecord) -> list[Health]:
+        """``healthCheckResults`` of an instance: those of its own app version's checks, the only ones that
+        probe it (an instance keeps its version for life), found by key, not by walking every app's."""
+        checks = self._health.get((rec.app_id, rec.version))
+        return checks.results(rec.instance_id) if checks is not None else []
 
     def last_task_failure(self, app_id: str) -> JsonObj | None:
         return self._failures.get(app_id)
@@ -294,7 +296,7 @@ class MarathonCore(Reactor):
         app = self._app_or_404(app_id)
         names = _embed_names(tuple(embed))
         records = self.tracker.instances(app_id)
-        health = {r.instance_id: self.health(r.instance_id) for r in records}
+        health = {r.instance_id: self.health(r) for r in records}
         extras: JsonObj = {}
         if "counts" in names:
             extras |= taskjson.app_counts(records, health)
@@ -316,7 +318,7 @@ class MarathonCore(Reactor):
         out: list[JsonObj] = []
         for app_id, app in self._apps.items():
             records = self.tracker.instances(app_id)
-            health = {r.instance_id: self.health(r.instance_id) for r in records}
+            health = {r.instance_id: self.health(r) for r in records}
             out += taskjson.task_list(records, health, taskjson.app_service_ports(app), wanted)
         return out
 

@@ -54,7 +54,24 @@ def task_json(
 ) -> JsonObj | None:
     """The task of an instance (``enrichedTaskRamlWrite``); None before its first launch.  Marathon fills
     ``servicePorts`` for ``/v2/tasks`` only (``/v2/apps`` embeds ``[]``); an inactive task loses its times,
-    ports and version."""
+    ports and version.  Remembered by record identity (records are values, replaced on every change) and
+    shared: callers serialize it, never change it — ``GET /v2/apps?embed=apps.tasks`` renders every task."""
+    key = (tuple(health), tuple(service_ports))
+    hit = _TASKS.get(id(rec))
+    if hit is not None and hit[0] is rec and hit[1] == key:
+        return hit[2]
+    if len(_TASKS) >= _TASKS_MAX:
+        _TASKS.clear()
+    doc = _task_json(rec, health, service_ports)
+    _TASKS[id(rec)] = (rec, key, doc)
+    return doc
+
+
+_TASKS: dict[int, tuple[InstanceRecord, tuple[tuple[Health, ...], tuple[int, ...]], JsonObj | None]] = {}
+_TASKS_MAX = 100_000
+
+
+def _task_json(rec: InstanceRecord, health: Sequence[Health], service_ports: Sequence[int]) -> JsonObj | None:
     if rec.task_id is None or rec.placement is None:
         return None
     active = rec.condition not in TERMINAL  # Task.isActive (the task of UnreachableInactive is Unreachable)

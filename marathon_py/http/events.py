@@ -52,7 +52,7 @@ def light_form(event: Mapping[str, Any]) -> Mapping[str, Any]:
 
 def frame(event_type: str, payload: Mapping[str, Any]) -> bytes:
     """One SSE frame; compact JSON never spans lines, so one ``data:`` line carries it."""
-    return f"event: {event_type}\r\ndata: {dumps(payload)}\r\n\r\n".encode()
+    return b"event: %s\r\ndata: %s\r\n\r\n" % (event_type.encode(), dumps(payload))
 
 
 class Subscriber:

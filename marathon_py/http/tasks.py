@@ -56,7 +56,7 @@ class _Kill:
         self, core: MarathonCore, records: Sequence[InstanceRecord], now: float, *, health: bool = True
     ) -> tuple[Killed, list[Output]]:
         """Kill (or kill and scale) ``records``; their task JSON is taken before the kill changes them."""
-        docs = (taskjson.task_json(r, core.health(r.instance_id) if health else ()) for r in records)
+        docs = (taskjson.task_json(r, core.health(r) if health else ()) for r in records)
         tasks = [d for d in docs if d is not None]
         ids = [r.task_id for r in records if r.task_id is not None]
         _, plan, outs = core.kill_tasks(ids, now, scale=self.scale, wipe=self.wipe, force=self.force)

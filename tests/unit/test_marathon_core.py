@@ -432,7 +432,7 @@ def test_marathon_health_checks_are_probed_and_kill_after_consecutive_failures()
     assert not of(core.tick(T0 + 7), Probe)
     outs = core.health_result(iid, 0, Result(True), T0 + 7)
     assert "health_status_changed_event" in events(outs) and core.instances("/web")[0].healthy is True
-    assert core.health(iid)[0].alive
+    assert core.health(core.instances("/web")[0])[0].alive
     assert not of(core.health_result(iid, 0, Result(False, "503 Service Unavailable"), T0 + 17), Kill)
     outs = core.health_result(iid, 0, Result(False, "503 Service Unavailable"), T0 + 27)
     assert of(outs, Kill) == [Kill(task, "S1")] and "unhealthy_instance_kill_event" in events(outs)

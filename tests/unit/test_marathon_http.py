@@ -18,7 +18,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from marathon_py.http import create_app
 from marathon_py.http.auth import BasicAuth
-from marathon_py.http.errors import AppLocked, NotFound, TooManyDeployments, error_middleware
+from marathon_py.http.errors import AppLocked, NotFound, TooManyDeployments, dumps, error_middleware
 from marathon_py.http.events import EventBus, light_form
 from marathon_py.http.leader import LeaderProxy, Leadership
 from marathon_py.http.openapi import document
@@ -180,6 +180,13 @@ def test_errors_leave_in_marathons_forms() -> None:
         )
 
     serve(make_app(Stub(), routes), body)
+
+
+def test_answers_are_compact_utf8_json_whatever_the_values() -> None:
+    doc = {"id": "/café", "cpus": 0.005, "labels": {"a": "b"}, "tasks": [], "ok": True, "none": None}
+    assert dumps(doc) == json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode()
+    # what the fast encoder refuses, the standard one writes
+    assert json.loads(dumps({"instances": 2**70, 7: "x"})) == {"instances": 2**70, "7": "x"}
 
 
 # ---------------------------------------------------------------- auth (§1.3)
