@@ -14,7 +14,7 @@ demo-down:
 test:
 	bash scripts/test.sh
 
-# Every Molecule scenario and the sandbox test (upgrade, rollback): ~40 min on 2 cores.
+# Every Molecule scenario and the sandbox test (upgrade, rollback): ~27 min on 2 cores.
 test-ansible:
 	bash scripts/test.sh tests/molecule tests/sandbox
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import sys
 
 from paas_common.runtime import relax_gc, setup_logging
@@ -18,7 +19,7 @@ def main(argv: list[str] | None = None) -> int:
     from marathon_py.daemon import Daemon
     from marathon_py.flags import parse
 
-    options = parse(args)
+    options = parse(args, os.environ)
     setup_logging(options.args.log_level)
     relax_gc()
     try:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import socket
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -191,10 +192,31 @@ class Options:
         return InfoConfig.of(marathon, zookeeper, {"http_port": a.http_port, "https_port": a.https_port})
 
 
-def parse(argv: list[str]) -> Options:
-    """Options, or argparse's exit 2 with the reason."""
+def env_flags(env: Mapping[str, str], parser: argparse.ArgumentParser | None = None) -> list[str]:
+    """Flags given as environment variables, as Marathon's launcher reads them: ``MARATHON_<FLAG>`` for
+    ``--<flag>`` (``MARATHON_APP_*`` are the task variables Marathon sets, not flags); an on/off flag is set
+    by any value but ``false``/``0``.  Names that are no flag are ignored (``MARATHON_FLAGS`` is the unit's
+    own variable).  Secrets such as ``MARATHON_HTTP_CREDENTIALS`` stay off the command line, where every
+    local user could read them."""
+    actions = {a.dest: a for a in (parser or _parser())._actions if a.option_strings and a.dest != "help"}
+    out: list[str] = []
+    for name, value in sorted(env.items()):
+        flag = name[len("MARATHON_") :].lower()
+        action = actions.get(flag)
+        if not name.startswith("MARATHON_") or name.startswith("MARATHON_APP") or action is None:
+            continue
+        if action.nargs == 0:  # store_true
+            out += [f"--{flag}"] if value.strip().lower() not in ("false", "0") else []
+        else:
+            out.append(f"--{flag}={value}")
+    return out
+
+
+def parse(argv: list[str], env: Mapping[str, str] | None = None) -> Options:
+    """Options, or argparse's exit 2 with the reason.  Flags in ``env`` (:func:`env_flags`) come first, so
+    the command line wins, as with Marathon."""
     p = _parser()
-    args = p.parse_args(argv)
+    args = p.parse_args([*env_flags(env or {}, p), *argv])
     if (args.ssl_cert is None) != (args.ssl_key is None):
         p.error("--ssl_cert and --ssl_key go together")
     if args.disable_http and args.ssl_cert is None:

@@ -2,7 +2,9 @@
 ``--health-check`` on by default, ``--strict-mode``, ``--skip-config-cleanup``, ``--dry``,
 ``--max-backoff``; §9.2) plus what a self-managed HAProxy needs (``--haproxy-bin``, ``--pid-file``,
 ``--master-socket``, the fixed frontends' ports). SIGTERM/SIGINT stop the bridge and its HAProxy; SIGHUP
-re-reads Marathon (as in marathon-lb).
+re-reads Marathon (as in marathon-lb).  ``--auth-credentials`` may instead come from the variable
+``MARATHON_LB_AUTH_CREDENTIALS``, which keeps the password off the command line (``ps`` shows it to every
+local user).
 """
 
 from __future__ import annotations
@@ -10,10 +12,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import shlex
 import shutil
 import signal
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 import aiohttp
@@ -55,7 +59,11 @@ def _seconds(text: str) -> float:
     return value
 
 
-def parse(argv: list[str]) -> argparse.Namespace:
+CREDENTIALS_VARIABLE = "MARATHON_LB_AUTH_CREDENTIALS"
+
+
+def parse(argv: list[str], env: Mapping[str, str] | None = None) -> argparse.Namespace:
+    """The flags, or argparse's exit 2 with the reason; ``env`` may hold the credentials (the flag wins)."""
     p = argparse.ArgumentParser(prog=PROG, description="marathon-lb: Marathon's apps and events → HAProxy.")
     p.add_argument(
         "--marathon", "-m", action="extend", nargs="+", required=True, metavar="URL", help="repeatable"
@@ -93,7 +101,14 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--debounce", type=_seconds, default=0.5, help="coalesce events within (seconds)")
     p.add_argument("--max-backoff", type=_seconds, default=300.0, help="event stream reconnect cap (seconds)")
     p.add_argument("--log-level", default="INFO")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    secret = (env or {}).get(CREDENTIALS_VARIABLE)
+    if args.auth_credentials is None and secret:
+        try:
+            args.auth_credentials = _credentials(secret)
+        except argparse.ArgumentTypeError as e:
+            p.error(f"{CREDENTIALS_VARIABLE}: {e}")
+    return args
 
 
 def bridge_config(args: argparse.Namespace) -> BridgeConfig:
@@ -151,7 +166,7 @@ async def _run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str]) -> int:
-    args = parse(argv)
+    args = parse(argv, os.environ)
     setup_logging(args.log_level)
     if not args.dry and shutil.which(args.haproxy_bin) is None:
         log.error("no %s binary (Debian: apt-get install haproxy)", args.haproxy_bin)

@@ -15,8 +15,11 @@ text, the health to remember and warnings come out. The rules are marathon-lb 1.
   (so TASK_RUNNING, TASK_LOST and TASK_UNREACHABLE are routed). When health checking is on and the app has
   health checks, a task is routed only if *some* ``healthCheckResults[].alive`` is true — marathon-lb's
   loop sets ``alive = True`` on any alive result (``marathon_lb.py`` get_apps: ``for result in
-  task['healthCheckResults']: if result['alive']: alive = True``); an empty list is not alive; a task
-  without the field keeps its last known value (``healthCheckResultCache``), none meaning not routed.
+  task['healthCheckResults']: if result['alive']: alive = True``). A task without the field keeps its last
+  known value (``healthCheckResultCache``), none meaning not routed. **Deviation**: so does a task whose
+  list is empty (marathon-lb: not alive). A new Marathon leader lists every task with no results until its
+  first probe round, and marathon-lb then empties every checked backend at once, on each Marathon
+  failover or rolling upgrade; a task never seen alive stays unrouted either way.
 * Backend address: the task's host (resolved to an IPv4 address by the caller) in host and bridge
   networking, ``ipAddresses[0].ipAddress`` in container networking; backend ports: the task's ``ports``,
   else ``portDefinitions`` (host, bridge) or the mappings' ``containerPort`` (container), paired in order
@@ -358,7 +361,7 @@ def _routable(app: App, task: Mapping[str, Any], run: _Run) -> bool:
         return True
     task_id = str(task.get("id", ""))
     results = task.get("healthCheckResults")
-    if results is None:
+    if not results:  # none yet (new task, or a new Marathon leader before its first probes): as before
         if task_id not in run.alive_before:
             return False
         alive = run.alive_before[task_id]

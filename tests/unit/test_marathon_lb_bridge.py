@@ -12,6 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from marathon_py.lb.bridge import Backoff, SseParser, event_type
+from marathon_py.lb.cli import CREDENTIALS_VARIABLE, parse
 from marathon_py.lb.haproxy import HAProxyError, parse_show_proc
 
 MARATHON_STREAM = (
@@ -90,3 +91,14 @@ def test_show_proc_of_haproxy_2_6() -> None:
     assert fresh.newest_worker == 40001
     with pytest.raises(HAProxyError):
         parse_show_proc("Unknown command\n")
+
+
+def test_credentials_from_the_flag_or_the_variable(capsys: pytest.CaptureFixture[str]) -> None:
+    base = ["--marathon", "http://127.0.0.1:8080"]
+    env = {CREDENTIALS_VARIABLE: "lb:from-env"}
+    assert parse(base).auth_credentials is None
+    assert parse(base, env).auth_credentials == ("lb", "from-env")
+    assert parse([*base, "--auth-credentials", "lb:flag"], env).auth_credentials == ("lb", "flag")
+    with pytest.raises(SystemExit) as exited:
+        parse(base, {CREDENTIALS_VARIABLE: "no-colon"})
+    assert exited.value.code == 2 and CREDENTIALS_VARIABLE in capsys.readouterr().err

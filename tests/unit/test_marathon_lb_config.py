@@ -148,23 +148,32 @@ def test_with_health_checks_a_task_is_routed_when_some_result_is_alive() -> None
         task("alive", 31001, alive=[True]),
         task("dead", 31002, alive=[False]),
         task("mixed", 31003, alive=[False, True]),  # marathon-lb: any alive result routes the task
-        task("unchecked", 31004, alive=[]),
+        task("unchecked", 31004, alive=[]),  # no result yet and nothing remembered
         task("unknown", 31005),  # no healthCheckResults at all and nothing remembered
     )
     rendered = render_config([app(tasks=tasks, checks=(HTTP_CHECK,))], OPTS)
     assert servers(rendered.text, "web_10000") == ["10.0.0.1:31001", "10.0.0.1:31003"]
-    assert rendered.alive == {"alive": True, "dead": False, "mixed": True, "unchecked": False}
+    assert rendered.alive == {"alive": True, "dead": False, "mixed": True}
 
 
-def test_missing_results_keep_the_last_known_health() -> None:
-    tasks = (task("was_up", 31001), task("was_down", 31002), task("fresh", 31003))
-    rendered = render_config(
-        [app(tasks=tasks, checks=(HTTP_CHECK,))],
-        OPTS,
-        alive={"was_up": True, "was_down": False, "gone": True},
+def test_missing_or_empty_results_keep_the_last_known_health() -> None:
+    tasks = (
+        task("was_up", 31001),
+        task("was_down", 31002),
+        task("fresh", 31003),
+        task("up_then_new_leader", 31004, alive=[]),  # a new Marathon leader has not probed it yet
+        task("down_then_new_leader", 31005, alive=[]),
     )
-    assert servers(rendered.text, "web_10000") == ["10.0.0.1:31001"]
-    assert rendered.alive == {"was_up": True, "was_down": False}  # tasks no longer listed are forgotten
+    remembered = {"was_up": True, "was_down": False, "gone": True}
+    remembered |= {"up_then_new_leader": True, "down_then_new_leader": False}
+    rendered = render_config([app(tasks=tasks, checks=(HTTP_CHECK,))], OPTS, alive=remembered)
+    assert servers(rendered.text, "web_10000") == ["10.0.0.1:31001", "10.0.0.1:31004"]
+    assert rendered.alive == {  # tasks no longer listed are forgotten
+        "was_up": True,
+        "was_down": False,
+        "up_then_new_leader": True,
+        "down_then_new_leader": False,
+    }
 
 
 def test_health_is_ignored_without_checks_or_when_switched_off() -> None:

@@ -2,7 +2,8 @@
 
 Run on the controller by the paas_release role; the name keys the wheelhouse cache and the release
 directory on the hosts, so a changed source file makes a new release and an unchanged tree reuses the
-cache.  Prints JSON: {"version": ..., "release": ...}.
+cache.  The role's build recipe (tasks/build.yml) is hashed too: a changed recipe never reuses a wheelhouse
+the old one built.  Prints JSON: {"version": ..., "release": ...}.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import json
 import sys
 import tomllib
 from pathlib import Path
+
+RECIPE = Path(__file__).resolve().parents[1] / "tasks" / "build.yml"
 
 
 def source_files(project: Path, includes: list[str]) -> list[Path]:
@@ -32,6 +35,7 @@ def main() -> None:
     version = meta["project"]["version"]
     includes = meta["tool"]["setuptools"]["packages"]["find"]["include"]
     digest = hashlib.sha256(",".join(extras).encode())
+    digest.update(RECIPE.read_bytes())
     for path in source_files(project, includes):
         digest.update(str(path.relative_to(project)).encode() + b"\0" + path.read_bytes())
     print(json.dumps({"version": version, "release": f"{version}-{digest.hexdigest()[:12]}"}))
