@@ -14,6 +14,25 @@ def setup_logging(level: str) -> None:
     logging.basicConfig(
         level=getattr(logging, level.upper(), logging.INFO), stream=sys.stderr, format=LOG_FORMAT
     )
+    logging.getLogger("aiohttp.server").addFilter(client_fault_as_warning)
+
+
+def client_fault_as_warning(record: logging.LogRecord) -> bool:
+    """aiohttp logs a malformed request (bad request line, header or chunk: the client's fault, answered
+    with a 400) at ERROR with a traceback, which pages operators for what any port on a network receives;
+    one WARNING line naming the fault says all there is.  Other records pass unchanged."""
+    exc = record.exc_info[1] if record.exc_info else None
+    if exc is None or "aiohttp" not in sys.modules:
+        return True
+    from aiohttp.http_exceptions import HttpProcessingError
+
+    if isinstance(exc, HttpProcessingError) and 400 <= exc.code < 500:
+        lines = (line.strip() for line in str(exc.message).splitlines())
+        fault = " ".join(line for line in lines if line.strip("^"))  # aiohttp's caret line points, no more
+        record.msg, record.args = "%s: %s %s", (record.getMessage(), exc.code, fault)
+        record.levelno, record.levelname = logging.WARNING, "WARNING"
+        record.exc_info, record.exc_text = None, None
+    return True
 
 
 # Objects allocated between young collections (CPython's default: 700).

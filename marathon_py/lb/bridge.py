@@ -161,6 +161,34 @@ class Backoff:
         self.current = self.initial
 
 
+@dataclass
+class Outage:
+    """How loud a failed sync is: the first failure of an outage is an ERROR, repeats every ``remind``
+    seconds a WARNING with its length, the rest DEBUG (a bridge started before Marathon, or cut off from it,
+    retries every 5 s and would fill the journal with ERRORs); the first success after it says how long it
+    lasted."""
+
+    remind: float = 60.0
+    since: float | None = None
+    last_said: float = 0.0
+
+    def failed(self, now: float) -> tuple[int, str]:
+        if self.since is None:
+            self.since = self.last_said = now
+            return logging.ERROR, "sync failed"
+        if now - self.last_said >= self.remind:
+            self.last_said = now
+            return logging.WARNING, f"sync still failing after {now - self.since:.0f}s"
+        return logging.DEBUG, "sync failed again"
+
+    def succeeded(self, now: float) -> str | None:
+        """The recovery message when an outage ends, else None."""
+        if self.since is None:
+            return None
+        lasted, self.since = now - self.since, None
+        return f"sync works again after {lasted:.0f}s"
+
+
 class MarathonClient:
     """The two calls marathon-lb makes, over several Marathon URLs, sticking to the last one that answered."""
 
@@ -365,6 +393,7 @@ class Bridge:
         return text
 
     async def _sync_loop(self) -> None:
+        loop, outage = asyncio.get_running_loop(), Outage()
         wait = self.cfg.resync_interval
         while True:
             with contextlib.suppress(TimeoutError):
@@ -374,8 +403,12 @@ class Bridge:
             try:
                 await self.sync_once()
                 wait = self.cfg.resync_interval
+                recovered = outage.succeeded(loop.time())
+                if recovered:
+                    log.info("%s", recovered)
             except (MarathonError, HAProxyError, OSError) as e:
-                log.error("sync failed, retrying in %gs: %s", self.cfg.retry_interval, e)
+                level, what = outage.failed(loop.time())
+                log.log(level, "%s, retrying every %gs: %s", what, self.cfg.retry_interval, e)
                 wait = min(self.cfg.retry_interval, self.cfg.resync_interval)
             except Exception:  # a bug or data we did not foresee must not end the bridge
                 log.exception("sync failed, retrying in %gs", self.cfg.retry_interval)

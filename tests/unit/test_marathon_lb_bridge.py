@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import itertools
 import json
+import logging
 import random
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from marathon_py.lb.bridge import Backoff, SseParser, event_type
+from marathon_py.lb.bridge import Backoff, Outage, SseParser, event_type
 from marathon_py.lb.cli import CREDENTIALS_VARIABLE, parse
 from marathon_py.lb.haproxy import HAProxyError, parse_show_proc
 
@@ -102,3 +103,14 @@ def test_credentials_from_the_flag_or_the_variable(capsys: pytest.CaptureFixture
     with pytest.raises(SystemExit) as exited:
         parse(base, {CREDENTIALS_VARIABLE: "no-colon"})
     assert exited.value.code == 2 and CREDENTIALS_VARIABLE in capsys.readouterr().err
+
+
+def test_an_outage_is_one_error_then_reminders_then_one_recovery_line() -> None:
+    outage = Outage(remind=60.0)
+    assert outage.succeeded(0.0) is None  # no outage, nothing to say
+    levels = [outage.failed(t)[0] for t in (100.0, 105.0, 110.0, 160.0, 165.0, 220.0)]
+    error, warning, debug = logging.ERROR, logging.WARNING, logging.DEBUG
+    assert levels == [error, debug, debug, warning, debug, warning]
+    assert outage.failed(280.0)[1] == "sync still failing after 180s"
+    assert outage.succeeded(290.0) == "sync works again after 190s"
+    assert outage.failed(300.0)[0] == logging.ERROR  # a new outage is loud again
