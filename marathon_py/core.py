@@ -237,13 +237,40 @@ class MarathonCore(Reactor):
             self._settle(now)
         return self._finish(now)
 
-    def readiness_result(self, instance_id: str, ready: bool, now: float) -> list[Output]:
-        """The outcome of a ``ReadinessProbe``."""
+    def readiness_result(
+        self, instance_id: str, ready: bool, now: float, response: JsonObj | None = None
+    ) -> list[Output]:
+        """The outcome of a ``ReadinessProbe``; ``response`` (``status``, ``contentType``, ``body``) is the
+        answer the check got, kept as ``lastResponse`` when the check has ``preserveLastResponse``."""
         rec = self.tracker.get(instance_id)
         if rec is not None:
+            self._remember_readiness(rec, ready, response)
             self.deployer_feed(rec.app_id, upgrade.ReadinessResult(instance_id, ready), now)
             self._settle(now)
         return self._finish(now)
+
+    def _remember_readiness(self, rec: InstanceRecord, ready: bool, response: JsonObj | None) -> None:
+        """The TaskReadinessCheckResult of the task, for every running plan working on its app (Marathon's
+        ``DeploymentStepInfo.readinessChecks``); results of plans that ended are dropped."""
+        for plan_id in [p for p in self._ready_results if p not in self.deployer.running]:
+            del self._ready_results[plan_id]
+        app = self._definition(rec.app_id, rec.version) or {}
+        check = (app.get("readinessChecks") or [{}])[0]
+        if rec.task_id is None:
+            return
+        doc: JsonObj = {"name": check.get("name", "readinessCheck"), "taskId": rec.task_id, "ready": ready}
+        if response is not None and check.get("preserveLastResponse"):
+            doc["lastResponse"] = response
+        for r, _ in self.deployer.machines_of(rec.app_id):
+            self._ready_results.setdefault(r.plan.id, {})[rec.task_id] = (rec.app_id, doc)
+
+    def _readiness_of(self, plan_id: str, app_id: str | None = None) -> dict[str, list[JsonObj]]:
+        """Readiness results of a running plan by app id (of ``app_id`` only, if given)."""
+        out: dict[str, list[JsonObj]] = {}
+        for aid, doc in self._ready_results.get(plan_id, {}).values():
+            if app_id is None or aid == app_id:
+                out.setdefault(aid, []).append(doc)
+        return out
 
     def tick(self, now: float) -> list[Output]:
         """Timers: the tracker's, launch delays, scale checks, probes, reconciliation, owed revives."""
@@ -275,7 +302,8 @@ class MarathonCore(Reactor):
 
     def deployments(self) -> list[JsonObj]:
         """``GET /v2/deployments``."""
-        return [dp.deployment_info_json(r.info()) for r in self.deployer.running.values()]
+        running = self.deployer.running.values()
+        return [dp.deployment_info_json(r.info(self._readiness_of(r.plan.id))) for r in running]
 
     def instances(self, app_id: str | None = None) -> list[InstanceRecord]:
         return self.tracker.instances(app_id)
@@ -303,7 +331,11 @@ class MarathonCore(Reactor):
         if names & {"deployments", "tasks"}:
             extras["deployments"] = [{"id": p.id} for p in self.deployer.plans() if app_id in p.affected_ids]
         if "readiness" in names:
-            extras["readinessCheckResults"] = []
+            extras["readinessCheckResults"] = [
+                doc
+                for plan_id in self.deployer.running
+                for doc in self._readiness_of(plan_id, app_id).get(app_id, ())
+            ]
         if "tasks" in names:
             extras["tasks"] = taskjson.task_list(records, health)
         if "lastTaskFailure" in names:

@@ -12,7 +12,7 @@ by side (conflicting ones are the caller's to refuse or cancel, ``planner.confli
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -85,8 +85,8 @@ class Running:
     def step(self) -> dp.DeploymentStep:
         return self.plan.steps[self.index - 1] if self.index else dp.DeploymentStep()
 
-    def info(self) -> dp.StepInfo:
-        return dp.StepInfo(self.plan, self.step, self.index)
+    def info(self, readiness: Mapping[str, Sequence[JsonObj]] | None = None) -> dp.StepInfo:
+        return dp.StepInfo(self.plan, self.step, self.index, readiness or {})
 
     @property
     def step_done(self) -> bool:

@@ -89,6 +89,8 @@ class Reactor:
         self._health: dict[tuple[str, str], AppHealth] = {}
         self._next_probe: dict[tuple[str, int], float] = {}
         self._next_ready: dict[str, float] = {}
+        # TaskReadinessCheckResults by plan id, then task id: (app id, result JSON), while the plan runs.
+        self._ready_results: dict[str, dict[str, tuple[str, JsonObj]]] = {}
         self._goal_hint: dict[str, str] = {}
         self._work: deque[Update] = deque()
         self._out: list[Output] = []

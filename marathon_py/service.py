@@ -330,17 +330,10 @@ class Service:
         await self.decide(lambda c, now: (None, c.health_result(p.instance_id, p.check_index, result, now)))
 
     async def _readiness(self, p: ReadinessProbe) -> None:
-        ready = False
         async with self._probe_slots:
-            path = str(p.check.get("path") or "/")
-            url = f"{str(p.check.get('protocol', 'HTTP')).lower()}://{p.host}:{p.port}{path}"
-            codes = set(p.check.get("httpStatusCodesForReady") or [200])
-            timeout = aiohttp.ClientTimeout(total=float(p.check.get("timeoutSeconds", 10)))
-            with contextlib.suppress(aiohttp.ClientError, OSError, TimeoutError):
-                assert self._session is not None
-                async with self._session.get(url, ssl=False, timeout=timeout) as resp:
-                    ready = resp.status in codes
-        await self.decide(lambda c, now: (None, c.readiness_result(p.instance_id, ready, now)))
+            assert self._session is not None
+            ready, answer = await probes.readiness(p.check, p.host, p.port, self._session)
+        await self.decide(lambda c, now: (None, c.readiness_result(p.instance_id, ready, now, answer)))
 
     def _count(self, name: str, n: int = 1) -> None:
         self.counters[name] = self.counters.get(name, 0) + n

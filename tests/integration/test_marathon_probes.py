@@ -22,7 +22,7 @@ from aiohttp import web
 from marathon_py.constraints import Placement
 from marathon_py.health import AppHealth, Result, probe_target
 from marathon_py.instances import InstanceRecord
-from marathon_py.probes import probe
+from marathon_py.probes import READINESS_BODY_MAX, probe, readiness
 
 HOST = "127.0.0.1"
 HTTP = {"protocol": "HTTP", "path": "/ok", "portIndex": 0, "timeoutSeconds": 5, "ignoreHttp1xx": False}
@@ -49,7 +49,16 @@ def _routes() -> web.Application:
     app.router.add_get("/moved", _respond(302, {"Location": "/nowhere"}))
     app.router.add_get("/fail", _respond(503))
     app.router.add_get("/slow", _slow)
+    app.router.add_get("/warming", _text(503, "warming up"))
+    app.router.add_get("/big", _text(200, "x" * (READINESS_BODY_MAX + 10)))
     return app
+
+
+def _text(status: int, text: str) -> Callable[[web.Request], Awaitable[web.Response]]:
+    async def handler(_: web.Request) -> web.Response:
+        return web.Response(status=status, text=text)
+
+    return handler
 
 
 @asynccontextmanager
@@ -102,6 +111,27 @@ def test_http_probe_times_out_and_reports_connection_failures() -> None:
             assert slow.healthy is False and "timed out" in slow.cause
         refused = await probe(HTTP, HOST, closed_port())
         assert refused.healthy is False and refused.cause
+
+    run(body)
+
+
+def test_readiness_check_answers_and_their_last_response() -> None:
+    check = {"protocol": "HTTP", "path": "/warming", "timeoutSeconds": 2, "httpStatusCodesForReady": [200]}
+
+    async def body() -> None:
+        async with serving() as port, aiohttp.ClientSession() as session:
+            ready, answer = await readiness(check, HOST, port, session)
+            assert not ready
+            assert answer == {"status": 503, "contentType": "text/plain; charset=utf-8", "body": "warming up"}
+            ready, _ = await readiness(check | {"httpStatusCodesForReady": [200, 503]}, HOST, port, session)
+            assert ready
+            ready, answer = await readiness(check | {"path": "/moved"}, HOST, port, session)
+            assert not ready and answer is not None and answer["status"] == 302  # redirects not followed
+            ready, answer = await readiness(check | {"path": "/big"}, HOST, port, session)
+            assert ready and answer is not None and len(answer["body"]) == READINESS_BODY_MAX
+            assert await readiness(check, HOST, closed_port(), session) == (False, None)
+            slow = check | {"path": "/slow", "timeoutSeconds": 0.2}
+            assert await readiness(slow, HOST, port, session) == (False, None)
 
     run(body)
 

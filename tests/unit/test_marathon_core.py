@@ -521,8 +521,28 @@ def test_new_instances_count_once_their_readiness_check_passes() -> None:
     (probe,) = of(core.tick(T0 + 2), ReadinessProbe)
     assert (probe.instance_id, probe.host, probe.check["path"]) == (iid, "h1", "/")
     assert not of(core.tick(T0 + 3), ReadinessProbe) and of(core.tick(T0 + 5), ReadinessProbe)
-    assert "deployment_success" not in events(core.readiness_result(iid, False, T0 + 5))
+    answer = {"status": 503, "contentType": "text/plain", "body": "warming up"}
+    assert "deployment_success" not in events(core.readiness_result(iid, False, T0 + 5, answer))
+    # reported while the deployment runs: in the app (embed readiness) and in the deployment's action
+    task_id = core.instances("/web")[0].task_id
+    result = {"name": "readinessCheck", "taskId": task_id, "ready": False}  # no preserveLastResponse
+    assert core.app_info("/web", T0 + 5, ["apps.readiness"])["readinessCheckResults"] == [result]
+    (action,) = core.deployments()[0]["currentActions"]
+    assert action["readinessCheckResults"] == [result]
     assert "deployment_success" in events(core.readiness_result(iid, True, T0 + 8))
+    assert core.app_info("/web", T0 + 8, ["readiness"])["readinessCheckResults"] == []  # the deployment ended
+
+
+def test_readiness_keeps_the_last_response_when_asked() -> None:
+    core = started()
+    check = {"portName": "http-api", "intervalSeconds": 3, "timeoutSeconds": 1, "preserveLastResponse": True}
+    deploy(core, app(instances=1, portDefinitions=[{"port": 0, "name": "http-api"}], readinessChecks=[check]))
+    launch(core, T0 + 1)
+    rec = core.instances("/web")[0]
+    answer = {"status": 503, "contentType": "text/plain", "body": "warming up"}
+    core.readiness_result(rec.instance_id, False, T0 + 5, answer)
+    (result,) = core.app_info("/web", T0 + 5, ["readiness"])["readinessCheckResults"]
+    assert result == {"name": "readinessCheck", "taskId": rec.task_id, "ready": False, "lastResponse": answer}
 
 
 def test_a_restart_started_while_old_instances_were_starting_is_not_stuck() -> None:
